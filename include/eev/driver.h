@@ -1,0 +1,292 @@
+/*
+ * eev/driver.h - an I/O-free WebSocket (RFC 6455) driver.
+ *
+ * A driver is a per-connection protocol engine that knows nothing about
+ * sockets. The owner pushes received bytes in with eev_driver_recv(); the
+ * driver answers through callbacks (request, open, message, ping, pong,
+ * close, error) that fire synchronously inside that call, and queues the
+ * bytes to send. The owner takes them as iovec runs with
+ * eev_driver_out_iov(), writes them wherever it likes, and reports how many
+ * went out with eev_driver_out_consume().
+ *
+ * The driver allocates only while it holds data: an idle open connection
+ * owns no buffers. It has no globals; separate drivers may be used from
+ * separate threads, one driver from one thread at a time.
+ */
+#ifndef EEV_DRIVER_H
+#define EEV_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct eev_driver eev_driver;
+
+typedef enum eev_role { EEV_ROLE_SERVER = 0, EEV_ROLE_CLIENT = 1 } eev_role;
+
+/* RFC 6455 §5.2 opcodes. */
+typedef enum eev_opcode {
+    EEV_OP_CONTINUATION = 0x0,
+    EEV_OP_TEXT = 0x1,
+    EEV_OP_BINARY = 0x2,
+    EEV_OP_CLOSE = 0x8,
+    EEV_OP_PING = 0x9,
+    EEV_OP_PONG = 0xA,
+} eev_opcode;
+
+/* Ready state, as in the browser API. */
+typedef enum eev_state {
+    EEV_STATE_CONNECTING = 0, /* handshake in progress (or HTTP keep-alive) */
+    EEV_STATE_OPEN = 1,
+    EEV_STATE_CLOSING = 2, /* we sent Close and wait for the peer's */
+    EEV_STATE_CLOSED = 3,  /* nothing more will be read or queued */
+} eev_state;
+
+/* RFC 6455 §7.4.1 status codes (and 1012-1014 from the IANA registry). */
+enum eev_close_code {
+    EEV_CLOSE_NORMAL = 1000,
+    EEV_CLOSE_GOING_AWAY = 1001,
+    EEV_CLOSE_PROTOCOL_ERROR = 1002,
+    EEV_CLOSE_UNSUPPORTED = 1003,
+    EEV_CLOSE_NO_STATUS = 1005,  /* never on the wire */
+    EEV_CLOSE_ABNORMAL = 1006,   /* never on the wire */
+    EEV_CLOSE_INVALID_DATA = 1007,
+    EEV_CLOSE_POLICY = 1008,
+    EEV_CLOSE_TOO_BIG = 1009,
+    EEV_CLOSE_MANDATORY_EXT = 1010,
+    EEV_CLOSE_INTERNAL_ERROR = 1011,
+};
+
+/* API errors. Peer misbehaviour is never one of these: it becomes a close
+ * code and an on_error callback. */
+typedef enum eev_error {
+    EEV_OK = 0,
+    EEV_ERR_NOMEM = -1,    /* allocation failed: fatal, delete the driver */
+    EEV_ERR_CALLBACK = -2, /* a callback returned non-zero: fatal */
+    EEV_ERR_STATE = -3,    /* not allowed in this state (e.g. Close sent) */
+    EEV_ERR_ARG = -4,      /* bad argument (e.g. control payload > 125) */
+} eev_error;
+
+/* Returns a static English description of an eev_error value. */
+const char *eev_strerror(int rv);
+
+/* One header line of a parsed HTTP head. Not NUL-terminated. */
+typedef struct eev_header {
+    const char *name;
+    size_t name_len;
+    const char *value; /* leading and trailing whitespace removed */
+    size_t value_len;
+} eev_header;
+
+/*
+ * A parsed HTTP request head (server role). All pointers are borrowed and
+ * valid only until the on_request callback returns. Strings are not
+ * NUL-terminated.
+ */
+typedef struct eev_request_arg {
+    const char *method;
+    size_t method_len;
+    const char *target; /* request-target as sent: path and query */
+    size_t target_len;
+    const char *path; /* target up to '?' */
+    size_t path_len;
+    const char *query; /* after '?', or NULL */
+    size_t query_len;
+    int minor_version; /* HTTP/1.x */
+    const eev_header *headers;
+    size_t header_cnt;
+    int is_websocket; /* the request asks for a WebSocket upgrade */
+} eev_request_arg;
+
+/* A complete received message (all fragments joined). */
+typedef struct eev_message_arg {
+    eev_opcode opcode; /* EEV_OP_TEXT or EEV_OP_BINARY */
+    uint8_t *data;     /* unmasked payload; writable; borrowed until the
+                        * callback returns (but see eev_driver_send_message) */
+    size_t len;
+    int rsv1; /* RSV1 of the first frame (for extensions) */
+} eev_message_arg;
+
+typedef struct eev_close_arg {
+    uint16_t code_received; /* 1005 when the Close had no code, 1006 when
+                             * no Close arrived (failure or transport loss) */
+    uint16_t code_sent;     /* 0 when we sent no Close */
+    const char *reason;     /* received reason (valid UTF-8), borrowed */
+    size_t reason_len;
+    int clean; /* both Close frames were exchanged */
+} eev_close_arg;
+
+typedef struct eev_error_arg {
+    uint16_t close_code; /* the code sent in our Close (1002, 1007, 1009...),
+                          * or the HTTP status for a refused handshake */
+    const char *message; /* static, for logs */
+} eev_error_arg;
+
+typedef struct eev_callbacks {
+    /* Server role, optional. Called when a request head has been parsed,
+     * before the driver answers it. Return 0 to let the driver answer: a
+     * valid upgrade gets 101, anything else is refused. The callback may
+     * instead answer by calling eev_driver_http_reply() itself. Non-zero is
+     * fatal (EEV_ERR_CALLBACK). */
+    int (*on_request)(eev_driver *d, const eev_request_arg *req, void *ud);
+    /* The handshake completed; the connection is open. */
+    void (*on_open)(eev_driver *d, void *ud);
+    /* A complete message. Non-zero is fatal (EEV_ERR_CALLBACK). */
+    int (*on_message)(eev_driver *d, const eev_message_arg *m, void *ud);
+    /* A ping arrived (it is answered automatically unless no_auto_pong). */
+    void (*on_ping)(eev_driver *d, const uint8_t *p, size_t len, void *ud);
+    void (*on_pong)(eev_driver *d, const uint8_t *p, size_t len, void *ud);
+    /* The connection ended: called once, for a clean close handshake, a
+     * failure or eev_driver_eof(). */
+    void (*on_close)(eev_driver *d, const eev_close_arg *c, void *ud);
+    /* The peer broke the protocol (or the handshake); a Close with
+     * close_code (or an HTTP refusal) has been queued. */
+    void (*on_error)(eev_driver *d, const eev_error_arg *e, void *ud);
+} eev_callbacks;
+
+typedef struct eev_options {
+    eev_role role;
+    /* Largest message (sum of its fragments) accepted, in bytes; larger ones
+     * fail with 1009 as soon as a header announces them. 0: 64 MiB. */
+    uint64_t max_message_size;
+    /* Largest HTTP head; larger ones are refused with 431. 0: 8 KiB. */
+    size_t max_head_size;
+    /* Server: subprotocols we accept, in order of preference, NULL-ended.
+     * Client: subprotocols to offer. NULL: none. Strings are borrowed for
+     * the driver's lifetime. */
+    const char *const *protocols;
+    /* Do not answer pings automatically. */
+    int no_auto_pong;
+    /* Client role: Host header, request path ("/" when NULL) and optional
+     * Origin. Copied into the request at creation. */
+    const char *host;
+    const char *path;
+    const char *origin;
+} eev_options;
+
+/*
+ * Creates a driver. opt may be NULL (server role, defaults); cb and opt
+ * are copied (but see eev_options.protocols). In the client role the
+ * upgrade request is queued at once (key from getrandom()).
+ * Returns 0, EEV_ERR_NOMEM or EEV_ERR_ARG (client role without host).
+ */
+int eev_driver_new(eev_driver **pd, const eev_callbacks *cb, const eev_options *opt, void *ud);
+
+/* Frees the driver and everything queued. Never call it from a callback. */
+void eev_driver_del(eev_driver *d);
+
+/*
+ * Feeds received bytes. The buffer is modified in place (payloads are
+ * unmasked where they lie) and may be reused once the call returns: the
+ * driver keeps what it needs. Any split of the stream is accepted.
+ * Returns len (all consumed), or EEV_ERR_NOMEM / EEV_ERR_CALLBACK (fatal).
+ * Bytes that arrive after the driver stopped reading are ignored.
+ */
+ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len);
+
+/* The transport reached end of stream or failed: reports on_close (1006
+ * unless the close handshake was already complete) and stops reading. */
+void eev_driver_eof(eev_driver *d);
+
+/*
+ * Queues a data message (EEV_OP_TEXT or EEV_OP_BINARY) as one frame, or a
+ * ping/pong. The payload is copied. Text is not re-validated.
+ * Returns 0, EEV_ERR_STATE (not open, or Close already sent),
+ * EEV_ERR_ARG (bad opcode, control payload > 125) or EEV_ERR_NOMEM.
+ */
+int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len);
+
+/* Shorthands for eev_driver_send(). */
+int eev_driver_text(eev_driver *d, const char *p, size_t len);
+int eev_driver_binary(eev_driver *d, const void *p, size_t len);
+int eev_driver_ping(eev_driver *d, const void *p, size_t len);
+
+/*
+ * Queues m (as received in on_message, same opcode and bytes) for sending:
+ * the echo primitive. Must be called from inside on_message for that m.
+ * When the payload lives in a buffer the driver allocated (a message that
+ * spanned reads or fragments), the buffer moves to the output queue
+ * instead of being copied. Returns as eev_driver_send().
+ */
+int eev_driver_send_message(eev_driver *d, const eev_message_arg *m);
+
+/*
+ * Starts the closing handshake: queues a Close with code (0: no code) and
+ * reason (UTF-8, at most 123 bytes). Data can no longer be sent, and data
+ * frames that still arrive are dropped. Returns 0, EEV_ERR_STATE (Close
+ * already sent or handshake not done) or EEV_ERR_ARG.
+ */
+int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len);
+
+/*
+ * Server role, from inside on_request: answers the request with an HTTP
+ * response instead of an upgrade. extra_headers are complete header lines
+ * ("Content-Type: text/html\r\n"), may be NULL. The body is copied.
+ * With close non-zero (or when the request asked for it) the connection is
+ * finished after the response; otherwise the driver reads the next request
+ * (HTTP/1.1 keep-alive). Returns 0, EEV_ERR_STATE or EEV_ERR_NOMEM.
+ */
+int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, const void *body,
+                          size_t body_len, int close);
+
+/*
+ * Output side. Fills up to iovmax iovecs with views of queued bytes, in
+ * order, and returns how many it filled (0: nothing queued). The views are
+ * borrowed until the next call that changes the driver.
+ */
+int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax);
+
+/* Drops n bytes (what writev() returned) from the front of the queue. */
+void eev_driver_out_consume(eev_driver *d, size_t n);
+
+/* Bytes queued for sending. */
+size_t eev_driver_out_len(const eev_driver *d);
+
+/* Non-zero while the driver accepts input (not after a Close was received
+ * or the connection failed). */
+int eev_driver_want_read(const eev_driver *d);
+
+/* Non-zero when there is output to send. */
+int eev_driver_want_write(const eev_driver *d);
+
+/* Non-zero when the protocol is done: once the output is flushed the
+ * transport should be closed (server role: the server closes first). */
+int eev_driver_finished(const eev_driver *d);
+
+eev_state eev_driver_state(const eev_driver *d);
+
+/* The chosen subprotocol (NUL-terminated, borrowed from the options), or
+ * NULL when none. */
+const char *eev_driver_protocol(const eev_driver *d);
+
+/* The user data given at creation, and a way to change it. */
+void *eev_driver_user_data(const eev_driver *d);
+void eev_driver_set_user_data(eev_driver *d, void *ud);
+
+/* Size of a driver object in bytes (for memory accounting). */
+size_t eev_driver_size(void);
+
+/* Computes Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2): out receives
+ * 28 base64 characters and a NUL. Returns 0, or -1 on a libcrypto error. */
+int eev_accept_key(const char *key, size_t key_len, char out[29]);
+
+/* Non-zero when code may appear in a received Close frame (§7.4). */
+int eev_close_code_valid(unsigned code);
+
+/* Incremental UTF-8 validation state for owners that stream text. */
+#define EEV_UTF8_ACCEPT 0u
+#define EEV_UTF8_REJECT 1u
+/* Advances *state over p[0..len); returns the new state: EEV_UTF8_REJECT
+ * at the first invalid byte, EEV_UTF8_ACCEPT at a complete boundary,
+ * anything else mid-sequence. */
+uint32_t eev_utf8_validate(uint32_t *state, const uint8_t *p, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* EEV_DRIVER_H */
