@@ -170,8 +170,9 @@ typedef struct eev_options {
 } eev_options;
 
 /*
- * Creates a driver. opt may be NULL (server role, defaults); cb and opt
- * are copied (but see eev_options.protocols). In the client role the
+ * Creates a driver. cb and opt (NULL: server role, defaults) are borrowed:
+ * they must stay valid and unchanged for the driver's lifetime, so a
+ * server shares one pair among all its connections. In the client role the
  * upgrade request is queued at once (key from getrandom()).
  * Returns 0, EEV_ERR_NOMEM or EEV_ERR_ARG (client role without host).
  */
@@ -179,6 +180,14 @@ int eev_driver_new(eev_driver **pd, const eev_callbacks *cb, const eev_options *
 
 /* Frees the driver and everything queued. Never call it from a callback. */
 void eev_driver_del(eev_driver *d);
+
+/*
+ * The same for a driver embedded in memory the caller owns (at least
+ * eev_driver_size() bytes, aligned for any object), to save an allocation
+ * per connection: init as eev_driver_new, free releases what it holds.
+ */
+int eev_driver_init(eev_driver *d, const eev_callbacks *cb, const eev_options *opt, void *ud);
+void eev_driver_free(eev_driver *d);
 
 /*
  * Feeds received bytes. The buffer is modified in place (payloads are
@@ -268,7 +277,7 @@ const char *eev_driver_protocol(const eev_driver *d);
 void *eev_driver_user_data(const eev_driver *d);
 void eev_driver_set_user_data(eev_driver *d, void *ud);
 
-/* Size of a driver object in bytes (for memory accounting). */
+/* Size of a driver object in bytes (for eev_driver_init). */
 size_t eev_driver_size(void);
 
 /* Computes Sec-WebSocket-Accept for a key (RFC 6455 §4.2.2): out receives
