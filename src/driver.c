@@ -1,0 +1,610 @@
+/*
+ * driver.c - the WebSocket driver: ready state, frame decoding, messages,
+ * the close handshake and the output side.
+ *
+ * References: RFC 6455 §5 (framing), §5.5 (control frames), §7 (closing),
+ * §8.1 (UTF-8 handling). The decoder consumes every byte it is given: a
+ * header split across reads is kept in d->hdr, a payload split across reads
+ * (or a fragmented message) in d->msg. A single-frame message that arrives
+ * whole is unmasked and delivered where it lies, without a copy.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "driver_int.h"
+#include "utf8.h"
+
+/* Payloads at least this long move into the output queue instead of being
+ * copied (eev_driver_send_message); smaller ones pack into a shared chunk. */
+#define STEAL_MIN 16384
+
+static const eev_options default_options;
+static const eev_callbacks no_callbacks;
+
+struct rng_pool {
+    uint16_t pos;
+    uint8_t b[256];
+};
+
+const char *eev_strerror(int rv)
+{
+    switch (rv) {
+    case EEV_OK: return "success";
+    case EEV_ERR_NOMEM: return "out of memory";
+    case EEV_ERR_CALLBACK: return "callback failure";
+    case EEV_ERR_STATE: return "invalid state";
+    case EEV_ERR_ARG: return "invalid argument";
+    default: return "unknown error";
+    }
+}
+
+size_t eev_driver_size(void)
+{
+    return sizeof(eev_driver);
+}
+
+int eev_driver_init(eev_driver *d, const eev_callbacks *cb, const eev_options *opt, void *ud)
+{
+    memset(d, 0, sizeof(*d));
+    d->cb = cb ? cb : &no_callbacks;
+    d->opt = opt ? opt : &default_options;
+    d->ud = ud;
+    d->state = EEV_STATE_CONNECTING;
+    if (d->opt->role == EEV_ROLE_CLIENT) {
+        if (!d->opt->host)
+            return EEV_ERR_ARG;
+        int rv = driver_client_start(d);
+        if (rv < 0) {
+            eev_driver_free(d);
+            return rv;
+        }
+    }
+    return 0;
+}
+
+int eev_driver_new(eev_driver **pd, const eev_callbacks *cb, const eev_options *opt, void *ud)
+{
+    eev_driver *d = malloc(sizeof(*d));
+
+    if (!d)
+        return EEV_ERR_NOMEM;
+    int rv = eev_driver_init(d, cb, opt, ud);
+    if (rv < 0) {
+        free(d);
+        return rv;
+    }
+    *pd = d;
+    return 0;
+}
+
+void eev_driver_free(eev_driver *d)
+{
+    outq_free(&d->oq);
+    driver_hs_free(d);
+    free(d->rng);
+    free(d->msg);
+    free(d->ctl);
+    d->rng = NULL;
+    d->msg = d->ctl = NULL;
+}
+
+void eev_driver_del(eev_driver *d)
+{
+    if (d) {
+        eev_driver_free(d);
+        free(d);
+    }
+}
+
+void driver_random(eev_driver *d, uint8_t *out, size_t n)
+{
+    if (!d->rng && (d->rng = malloc(sizeof(*d->rng))) != NULL)
+        d->rng->pos = sizeof(d->rng->b);
+    while (n > 0) {
+        if (!d->rng) { /* no pool: ask the kernel each time */
+            ssize_t got = getrandom(out, n, 0);
+            if (got > 0) {
+                out += got;
+                n -= (size_t)got;
+            }
+            continue;
+        }
+        if (d->rng->pos == sizeof(d->rng->b)) {
+            if (getrandom(d->rng->b, sizeof(d->rng->b), 0) != (ssize_t)sizeof(d->rng->b))
+                continue; /* EINTR or a short read before the pool is seeded: retry */
+            d->rng->pos = 0;
+        }
+        *out++ = d->rng->b[d->rng->pos++];
+        n--;
+    }
+}
+
+int driver_queue_raw(eev_driver *d, const void *p, size_t len)
+{
+    uint8_t *o = outq_reserve(&d->oq, len);
+
+    if (!o)
+        return EEV_ERR_NOMEM;
+    memcpy(o, p, len);
+    return 0;
+}
+
+/* Queues one frame; the client role masks it (RFC 6455 §5.3). */
+static int queue_frame(eev_driver *d, uint8_t b0, const void *p, size_t len)
+{
+    uint8_t hdr[FRAME_MAX_HEADER], key[4];
+    int client = d->opt->role == EEV_ROLE_CLIENT;
+
+    if (client)
+        driver_random(d, key, 4);
+    size_t hl = frame_encode_header(hdr, b0, len, client ? key : NULL);
+    uint8_t *o = outq_reserve(&d->oq, hl + len);
+    if (!o)
+        return EEV_ERR_NOMEM;
+    memcpy(o, hdr, hl);
+    if (len) {
+        memcpy(o + hl, p, len);
+        if (client)
+            frame_mask(o + hl, len, key, 0);
+    }
+    return 0;
+}
+
+static int queue_close(eev_driver *d, uint16_t code, const char *reason, size_t rlen)
+{
+    uint8_t pl[FRAME_MAX_CONTROL];
+    size_t n = 0;
+
+    if (code) {
+        pl[0] = (uint8_t)(code >> 8);
+        pl[1] = (uint8_t)code;
+        if (rlen > FRAME_MAX_CONTROL - 2)
+            rlen = FRAME_MAX_CONTROL - 2;
+        if (rlen)
+            memcpy(pl + 2, reason, rlen);
+        n = 2 + rlen;
+    }
+    d->flags |= F_CLOSE_SENT;
+    d->code_sent = code ? code : EEV_CLOSE_NO_STATUS;
+    return queue_frame(d, FRAME_FIN | EEV_OP_CLOSE, pl, n);
+}
+
+void driver_report_close(eev_driver *d, uint16_t rcvd, int clean)
+{
+    if (d->flags & F_REPORTED)
+        return;
+    d->flags |= F_REPORTED;
+    if (d->cb->on_close) {
+        eev_close_arg c = {rcvd, d->code_sent, NULL, 0, clean};
+        d->cb->on_close(d, &c, d->ud);
+    }
+}
+
+static void drop_message(eev_driver *d)
+{
+    free(d->msg);
+    d->msg = NULL;
+    d->msg_cap = d->msg_len = 0;
+    d->msg_op = 0;
+}
+
+/* Fails the connection (RFC 6455 §7.1.7): a Close with code, no more input. */
+int driver_fail(eev_driver *d, uint16_t code, const char *why)
+{
+    int rv = 0;
+
+    if (d->state == EEV_STATE_CLOSED)
+        return 0;
+    if (!(d->flags & F_CLOSE_SENT))
+        rv = queue_close(d, code, why, strlen(why));
+    d->flags |= F_FAILED;
+    d->state = EEV_STATE_CLOSED;
+    drop_message(d);
+    if (d->cb->on_error) {
+        eev_error_arg e = {code, why};
+        d->cb->on_error(d, &e, d->ud);
+    }
+    driver_report_close(d, EEV_CLOSE_ABNORMAL, 0);
+    return rv;
+}
+
+int eev_close_code_valid(unsigned code)
+{
+    /* §7.4.1 and the IANA registry: 1004-1006 and 1015 never on the wire;
+     * 1016-2999 reserved; 3000-4999 for libraries and applications. */
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+static int on_close_frame(eev_driver *d, const uint8_t *p, size_t n)
+{
+    uint16_t code = EEV_CLOSE_NO_STATUS;
+    int rv = 0;
+
+    if (n == 1)
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "close frame with a 1-byte payload");
+    if (n >= 2) {
+        code = (uint16_t)(p[0] << 8 | p[1]);
+        if (!eev_close_code_valid(code))
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "invalid close code");
+        if (utf8_advance(EEV_UTF8_ACCEPT, p + 2, n - 2) != EEV_UTF8_ACCEPT)
+            return driver_fail(d, EEV_CLOSE_INVALID_DATA, "close reason is not valid UTF-8");
+    }
+    d->code_rcvd = code;
+    d->flags |= F_CLOSE_RCVD;
+    if (!(d->flags & F_CLOSE_SENT)) /* §5.5.1: echo the status code */
+        rv = queue_close(d, code == EEV_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
+    drop_message(d);
+    d->state = EEV_STATE_CLOSED;
+    if (!(d->flags & F_REPORTED)) {
+        d->flags |= F_REPORTED;
+        if (d->cb->on_close) {
+            eev_close_arg c = {code, d->code_sent, n > 2 ? (const char *)p + 2 : NULL,
+                               n > 2 ? n - 2 : 0, 1};
+            d->cb->on_close(d, &c, d->ud);
+        }
+    }
+    return rv;
+}
+
+static int on_control(eev_driver *d, unsigned op, const uint8_t *p, size_t n)
+{
+    switch (op) {
+    case EEV_OP_PING:
+        if (d->cb->on_ping)
+            d->cb->on_ping(d, p, n, d->ud);
+        if (!d->opt->no_auto_pong && !(d->flags & F_CLOSE_SENT) && d->state == EEV_STATE_OPEN)
+            return queue_frame(d, FRAME_FIN | EEV_OP_PONG, p, n);
+        return 0;
+    case EEV_OP_PONG:
+        if (d->cb->on_pong)
+            d->cb->on_pong(d, p, n, d->ud);
+        return 0;
+    default:
+        return on_close_frame(d, p, n);
+    }
+}
+
+static uint64_t max_message(const eev_driver *d)
+{
+    return d->opt->max_message_size ? d->opt->max_message_size : DEFAULT_MAX_MESSAGE;
+}
+
+/* Checks what the first two header bytes decide (§5.2, §5.4, §5.5), as
+ * soon as they arrive. Returns 0 when the frame may go on. */
+static int check_start(eev_driver *d, uint8_t b0, uint8_t b1)
+{
+    unsigned op = b0 & FRAME_OPCODE;
+
+    if (b0 & FRAME_RSV_ALL & ~d->rsv_ok)
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "reserved bits set"), -1;
+    if (!frame_opcode_known(op))
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "reserved opcode"), -1;
+    if ((b1 & FRAME_MASK) != (d->opt->role == EEV_ROLE_SERVER ? FRAME_MASK : 0))
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR,
+                           d->opt->role == EEV_ROLE_SERVER ? "unmasked client frame"
+                                                           : "masked server frame"), -1;
+    if (frame_opcode_is_control(op)) {
+        if (!(b0 & FRAME_FIN))
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "fragmented control frame"), -1;
+        if ((b1 & 0x7F) > FRAME_MAX_CONTROL)
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "control frame too long"), -1;
+    } else if (op == EEV_OP_CONTINUATION && !d->msg_op) {
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "continuation frame without a message"), -1;
+    } else if (op != EEV_OP_CONTINUATION && d->msg_op) {
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "new message inside a fragmented one"), -1;
+    }
+    return 0;
+}
+
+/* A complete header h: decode the length and key. Returns 0 to go on. */
+static int on_header(eev_driver *d, const uint8_t *h)
+{
+    uint8_t b0 = h[0], b1 = h[1];
+    uint64_t len = b1 & 0x7F;
+    const uint8_t *k = h + 2;
+    unsigned op = b0 & FRAME_OPCODE;
+
+    if (check_start(d, b0, b1) < 0)
+        return -1;
+    if (len == 126) {
+        len = (uint64_t)h[2] << 8 | h[3];
+        k = h + 4;
+        if (len < 126)
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "non-minimal length encoding"), -1;
+    } else if (len == 127) {
+        len = 0;
+        for (int i = 0; i < 8; i++)
+            len = len << 8 | h[2 + i];
+        k = h + 10;
+        if (len >> 63)
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "64-bit length with the top bit set"), -1;
+        if (len <= 0xFFFF)
+            return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "non-minimal length encoding"), -1;
+    }
+    if (!frame_opcode_is_control(op)) {
+        if (len > max_message(d) || d->msg_len + len > max_message(d))
+            return driver_fail(d, EEV_CLOSE_TOO_BIG, "message too big"), -1;
+        if (op != EEV_OP_CONTINUATION) {
+            d->msg_op = (uint8_t)op;
+            d->msg_rsv1 = (b0 & FRAME_RSV1) != 0;
+            d->utf8 = EEV_UTF8_ACCEPT;
+        }
+    }
+    if (b1 & FRAME_MASK)
+        memcpy(d->mask, k, 4);
+    d->fb0 = b0;
+    d->remaining = len;
+    d->mask_phase = 0;
+    d->flags &= (uint8_t)~F_SPLIT;
+    d->istate = IN_PAYLOAD;
+    return 0;
+}
+
+/* Gathers a frame header, in place when it lies whole in the input.
+ * Returns the header, or NULL when more bytes are needed (or the frame
+ * failed early). */
+static const uint8_t *take_header(eev_driver *d, uint8_t **pp, const uint8_t *end)
+{
+    uint8_t *p = *pp;
+
+    if (d->hdr_have == 0 && end - p >= 2) {
+        size_t hl = frame_header_len(p[1]);
+        if ((size_t)(end - p) >= hl) {
+            *pp = p + hl;
+            return p;
+        }
+    }
+    while (p < end) {
+        d->hdr[d->hdr_have++] = *p++;
+        if (d->hdr_have < 2)
+            continue;
+        if (d->hdr_have == 2 && check_start(d, d->hdr[0], d->hdr[1]) < 0)
+            break;
+        if (d->hdr_have == frame_header_len(d->hdr[1])) {
+            d->hdr_have = 0;
+            *pp = p;
+            return d->hdr;
+        }
+    }
+    *pp = p;
+    return NULL;
+}
+
+static int deliver(eev_driver *d, uint8_t *data, size_t len)
+{
+    eev_message_arg m = {(eev_opcode)d->msg_op, data, len, d->msg_rsv1};
+    int rv = 0;
+
+    if (m.opcode == EEV_OP_TEXT && d->utf8 != EEV_UTF8_ACCEPT)
+        return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+    d->msg_op = 0;
+    if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
+        rv = EEV_ERR_CALLBACK;
+    free(d->msg); /* NULL when the owner took it */
+    d->msg = NULL;
+    d->msg_cap = d->msg_len = 0;
+    return rv;
+}
+
+/* Appends a piece of the open message to d->msg. */
+static int msg_append(eev_driver *d, const uint8_t *p, size_t n)
+{
+    uint64_t need = d->msg_len + n;
+
+    if (need > d->msg_cap) {
+        /* Room for the rest of this frame at once, doubling for runs of
+         * small fragments; never beyond the message limit. */
+        uint64_t cap = d->msg_len + d->remaining;
+        if (cap < d->msg_cap * 2)
+            cap = d->msg_cap * 2;
+        if (cap > max_message(d))
+            cap = max_message(d);
+        if (cap < need)
+            cap = need;
+        uint8_t *m = realloc(d->msg, cap);
+        if (!m)
+            return EEV_ERR_NOMEM;
+        d->msg = m;
+        d->msg_cap = cap;
+    }
+    memcpy(d->msg + d->msg_len, p, n);
+    d->msg_len += n;
+    return 0;
+}
+
+static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
+{
+    uint8_t *p = *pp;
+    size_t n = (uint64_t)(end - p) < d->remaining ? (size_t)(end - p) : (size_t)d->remaining;
+    unsigned op = d->fb0 & FRAME_OPCODE;
+    int whole = n == d->remaining && !(d->flags & F_SPLIT);
+    int rv = 0;
+
+    if (d->opt->role == EEV_ROLE_SERVER)
+        d->mask_phase = (uint8_t)frame_mask(p, n, d->mask, d->mask_phase);
+    *pp = p + n;
+    d->remaining -= n;
+
+    if (frame_opcode_is_control(op)) {
+        if (whole)
+            return on_control(d, op, p, n);
+        if (!d->ctl && !(d->ctl = malloc(FRAME_MAX_CONTROL)))
+            return EEV_ERR_NOMEM;
+        memcpy(d->ctl + d->ctl_len, p, n);
+        d->ctl_len = (uint8_t)(d->ctl_len + n);
+        d->flags |= F_SPLIT;
+        if (d->remaining)
+            return 0;
+        rv = on_control(d, op, d->ctl, d->ctl_len);
+        free(d->ctl);
+        d->ctl = NULL;
+        d->ctl_len = 0;
+        return rv;
+    }
+    if (d->flags & F_CLOSE_SENT) /* §1.4: data after our Close is dropped */
+        return d->remaining || !(d->fb0 & FRAME_FIN) ? 0 : (drop_message(d), 0);
+    if (d->msg_op == EEV_OP_TEXT &&
+        (d->utf8 = utf8_advance(d->utf8, p, n)) == EEV_UTF8_REJECT) /* §8.1: fail fast */
+        return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+    if (whole && (d->fb0 & FRAME_FIN) && d->msg_len == 0)
+        return deliver(d, p, n); /* the common case: no copy */
+    if (n && (rv = msg_append(d, p, n)) < 0)
+        return rv;
+    d->flags |= F_SPLIT;
+    if (d->remaining == 0 && (d->fb0 & FRAME_FIN))
+        return deliver(d, d->msg, (size_t)d->msg_len);
+    return 0;
+}
+
+ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
+{
+    uint8_t *p = in, *end = in + len;
+    int rv;
+
+    while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
+        if (d->state == EEV_STATE_CONNECTING) {
+            ssize_t n = driver_handshake_recv(d, p, (size_t)(end - p));
+            if (n < 0)
+                return n;
+            p += n;
+            if (d->state != EEV_STATE_CONNECTING)
+                driver_hs_free(d);
+            continue;
+        }
+        if (!eev_driver_want_read(d))
+            break;
+        if (d->istate == IN_HEADER) {
+            const uint8_t *h = take_header(d, &p, end);
+            if (!h || on_header(d, h) < 0)
+                continue; /* need more, or failed: the loop re-checks */
+        }
+        /* IN_PAYLOAD, possibly empty */
+        if ((rv = take_payload(d, &p, end)) < 0)
+            return rv;
+        if (d->remaining == 0)
+            d->istate = IN_HEADER;
+    }
+    return (ssize_t)len;
+}
+
+void eev_driver_eof(eev_driver *d)
+{
+    if (d->state == EEV_STATE_CONNECTING)
+        d->flags |= F_REPORTED; /* never opened */
+    d->state = EEV_STATE_CLOSED;
+    driver_report_close(d, EEV_CLOSE_ABNORMAL, 0);
+}
+
+int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
+{
+    if (op != EEV_OP_TEXT && op != EEV_OP_BINARY && op != EEV_OP_PING && op != EEV_OP_PONG)
+        return EEV_ERR_ARG;
+    if (frame_opcode_is_control(op) && len > FRAME_MAX_CONTROL)
+        return EEV_ERR_ARG;
+    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
+        return EEV_ERR_STATE;
+    return queue_frame(d, FRAME_FIN | op, p, len);
+}
+
+int eev_driver_text(eev_driver *d, const char *p, size_t len)
+{
+    return eev_driver_send(d, EEV_OP_TEXT, p, len);
+}
+
+int eev_driver_binary(eev_driver *d, const void *p, size_t len)
+{
+    return eev_driver_send(d, EEV_OP_BINARY, p, len);
+}
+
+int eev_driver_ping(eev_driver *d, const void *p, size_t len)
+{
+    return eev_driver_send(d, EEV_OP_PING, p, len);
+}
+
+int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
+{
+    uint8_t hdr[FRAME_MAX_HEADER], key[4];
+    int client = d->opt->role == EEV_ROLE_CLIENT;
+
+    if (!d->msg || m->data != d->msg || m->len < STEAL_MIN)
+        return eev_driver_send(d, m->opcode, m->data, m->len);
+    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
+        return EEV_ERR_STATE;
+    if (client)
+        driver_random(d, key, 4);
+    size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, client ? key : NULL);
+    if (outq_push_owned(&d->oq, hdr, hl, d->msg, m->len) < 0)
+        return EEV_ERR_NOMEM;
+    if (client)
+        frame_mask(d->msg, m->len, key, 0);
+    d->msg = NULL; /* the queue owns it now */
+    d->msg_cap = 0;
+    return 0;
+}
+
+int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len)
+{
+    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
+        return EEV_ERR_STATE;
+    if ((code && !eev_close_code_valid(code)) || (!code && reason_len) ||
+        reason_len > FRAME_MAX_CONTROL - 2 ||
+        utf8_advance(EEV_UTF8_ACCEPT, (const uint8_t *)reason, reason_len) != EEV_UTF8_ACCEPT)
+        return EEV_ERR_ARG;
+    int rv = queue_close(d, code, reason, reason_len);
+    if (rv == 0)
+        d->state = EEV_STATE_CLOSING;
+    return rv;
+}
+
+int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
+{
+    return outq_iov(&d->oq, iov, iovmax);
+}
+
+void eev_driver_out_consume(eev_driver *d, size_t n)
+{
+    outq_consume(&d->oq, n);
+}
+
+size_t eev_driver_out_len(const eev_driver *d)
+{
+    return d->oq.len;
+}
+
+int eev_driver_want_read(const eev_driver *d)
+{
+    return d->state != EEV_STATE_CLOSED;
+}
+
+int eev_driver_want_write(const eev_driver *d)
+{
+    return d->oq.len > 0;
+}
+
+int eev_driver_finished(const eev_driver *d)
+{
+    return d->state == EEV_STATE_CLOSED;
+}
+
+eev_state eev_driver_state(const eev_driver *d)
+{
+    return (eev_state)d->state;
+}
+
+const char *eev_driver_protocol(const eev_driver *d)
+{
+    return d->proto ? d->opt->protocols[d->proto - 1] : NULL;
+}
+
+void *eev_driver_user_data(const eev_driver *d)
+{
+    return d->ud;
+}
+
+void eev_driver_set_user_data(eev_driver *d, void *ud)
+{
+    d->ud = ud;
+}

@@ -1,0 +1,74 @@
+/*
+ * driver_int.h - the driver object (opaque to users of eev/driver.h).
+ */
+#ifndef EEV_DRIVER_INT_H
+#define EEV_DRIVER_INT_H
+
+#include <stdint.h>
+
+#include "eev/driver.h"
+#include "frame.h"
+#include "outq.h"
+
+/* Frame decoder states (RFC 6455 §5.2). */
+enum { IN_HEADER = 0, IN_PAYLOAD };
+
+/* flags */
+enum {
+    F_CLOSE_SENT = 1 << 0,   /* our Close is queued: no more frames out */
+    F_CLOSE_RCVD = 1 << 1,   /* the peer's Close arrived */
+    F_FAILED = 1 << 2,       /* the connection failed (protocol error) */
+    F_REPORTED = 1 << 3,     /* on_close has been called */
+    F_SPLIT = 1 << 4,        /* current frame's payload is being copied */
+    F_REPLIED = 1 << 5,      /* on_request answered with http_reply */
+    F_HTTP_CLOSE = 1 << 6,   /* close after the HTTP response */
+};
+
+struct hs_state; /* handshake buffer, allocated only while CONNECTING */
+struct rng_pool; /* client role: getrandom() bytes for masking keys */
+
+struct eev_driver {
+    const eev_callbacks *cb; /* borrowed */
+    const eev_options *opt;  /* borrowed, never NULL */
+    void *ud;
+    outq oq;
+    struct hs_state *hs;
+    struct rng_pool *rng;
+    uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
+    uint64_t msg_len;   /* bytes of the open message received so far */
+    uint64_t msg_cap;   /* allocated size of msg */
+    uint64_t remaining; /* payload bytes of the current frame still due */
+    uint8_t *ctl;       /* control payload split across reads (<= 125) */
+    uint32_t utf8;      /* validation state of the open text message */
+    uint16_t code_sent, code_rcvd;
+    uint8_t hdr[FRAME_MAX_HEADER]; /* a header split across reads */
+    uint8_t hdr_have;   /* bytes in hdr */
+    uint8_t istate;     /* IN_* */
+    uint8_t mask[4];
+    uint8_t mask_phase; /* key offset of the next payload byte */
+    uint8_t fb0;        /* FIN/RSV/opcode byte of the current frame */
+    uint8_t ctl_len;    /* bytes in ctl */
+    uint8_t msg_op;     /* opcode of the open message, 0 when none */
+    uint8_t msg_rsv1;
+    uint8_t state;      /* eev_state */
+    uint8_t flags;      /* F_* */
+    uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
+    uint8_t rsv_ok;     /* RSV bits an extension negotiated (none yet) */
+};
+
+/* Defaults for zero option fields. */
+#define DEFAULT_MAX_MESSAGE (64ull << 20)
+#define DEFAULT_MAX_HEAD 8192
+
+/* handshake_recv.c */
+ssize_t driver_handshake_recv(eev_driver *d, uint8_t *in, size_t len);
+int driver_client_start(eev_driver *d);
+void driver_hs_free(eev_driver *d);
+
+/* driver.c, shared with the handshake side */
+int driver_fail(eev_driver *d, uint16_t code, const char *why);
+void driver_report_close(eev_driver *d, uint16_t rcvd, int clean);
+int driver_queue_raw(eev_driver *d, const void *p, size_t len);
+void driver_random(eev_driver *d, uint8_t *out, size_t n);
+
+#endif

@@ -1,0 +1,135 @@
+/*
+ * outq.c - chunked output queue (see outq.h).
+ */
+#include "outq.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Inline chunks are at least this big, so small frames share one. */
+#define CHUNK_MIN 16384
+
+struct outq_chunk {
+    outq_chunk *next;
+    size_t off;      /* bytes of this chunk already consumed */
+    size_t len;      /* bytes of this chunk in use (header + data) */
+    size_t cap;      /* inline capacity; 0 for an external chunk */
+    uint8_t *ext;    /* external payload (owned), after hdr */
+    size_t ext_len;
+    uint8_t hdr_len; /* external chunks: bytes used in data[] as header */
+    uint8_t data[];  /* inline bytes, or the external chunk's header */
+};
+
+static void chunk_link(outq *q, outq_chunk *c)
+{
+    c->next = NULL;
+    if (q->tail)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+}
+
+uint8_t *outq_reserve(outq *q, size_t n)
+{
+    outq_chunk *c = q->tail;
+
+    if (!c || c->ext || c->cap - c->len < n) {
+        size_t cap = n < CHUNK_MIN ? CHUNK_MIN : n;
+        c = malloc(sizeof(*c) + cap);
+        if (!c)
+            return NULL;
+        c->off = c->len = 0;
+        c->cap = cap;
+        c->ext = NULL;
+        c->ext_len = 0;
+        c->hdr_len = 0;
+        chunk_link(q, c);
+    }
+    uint8_t *p = c->data + c->len;
+    c->len += n;
+    q->len += n;
+    return p;
+}
+
+int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payload, size_t len)
+{
+    outq_chunk *c = malloc(sizeof(*c) + hdr_len);
+
+    if (!c)
+        return -1;
+    memcpy(c->data, hdr, hdr_len);
+    c->off = 0;
+    c->hdr_len = (uint8_t)hdr_len;
+    c->len = hdr_len + len;
+    c->cap = 0;
+    c->ext = payload;
+    c->ext_len = len;
+    chunk_link(q, c);
+    q->len += c->len;
+    return 0;
+}
+
+int outq_iov(const outq *q, struct iovec *iov, int iovmax)
+{
+    int n = 0;
+
+    for (const outq_chunk *c = q->head; c && n < iovmax; c = c->next) {
+        if (!c->ext) {
+            iov[n].iov_base = (void *)(c->data + c->off);
+            iov[n++].iov_len = c->len - c->off;
+            continue;
+        }
+        if (c->off < c->hdr_len) {
+            iov[n].iov_base = (void *)(c->data + c->off);
+            iov[n++].iov_len = c->hdr_len - c->off;
+            if (n == iovmax)
+                break;
+        }
+        size_t skip = c->off > c->hdr_len ? c->off - c->hdr_len : 0;
+        if (c->ext_len > skip) {
+            iov[n].iov_base = c->ext + skip;
+            iov[n++].iov_len = c->ext_len - skip;
+        }
+    }
+    return n;
+}
+
+static void chunk_free(outq_chunk *c)
+{
+    free(c->ext);
+    free(c);
+}
+
+void outq_consume(outq *q, size_t n)
+{
+    assert(n <= q->len);
+    q->len -= n;
+    while (n > 0) {
+        outq_chunk *c = q->head;
+        size_t left = c->len - c->off;
+        if (n < left) {
+            c->off += n;
+            return;
+        }
+        n -= left;
+        q->head = c->next;
+        if (!q->head)
+            q->tail = NULL;
+        chunk_free(c);
+    }
+}
+
+void outq_free(outq *q)
+{
+    outq_chunk *c = q->head;
+
+    while (c) {
+        outq_chunk *next = c->next;
+        chunk_free(c);
+        c = next;
+    }
+    q->head = q->tail = NULL;
+    q->len = 0;
+}
