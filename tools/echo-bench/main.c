@@ -46,6 +46,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,7 +82,6 @@ enum cstate {
 
 typedef struct conn {
     ev_io io;
-    ev_timer send_timer; /* open loop: fires at the next intended send */
     eev_driver *drv;
     int fd;
     uint32_t id;
@@ -89,7 +89,6 @@ typedef struct conn {
     uint8_t closed;    /* on_close fired */
     uint8_t eof;       /* read returned 0 or failed */
     uint8_t evmask;    /* events the io watcher is started with, or 0 */
-    uint8_t timer_on;  /* send_timer running */
     uint64_t t_connect; /* ns: connect() started (handshake latency) */
     /* Outstanding echoes are seqs [ack_seq, next_seq); ring[seq & ring_mask]
      * is the send time (intended, in open loop) of seq. */
@@ -98,7 +97,10 @@ typedef struct conn {
     uint64_t *ring;
     uint64_t ring_mask;
     uint64_t next_due; /* open loop: intended time of next_seq */
+    uint32_t heap_idx; /* open loop: position in g.heap, or NOT_QUEUED */
 } conn;
+
+#define NOT_QUEUED UINT32_MAX
 
 static struct {
     /* options */
@@ -138,6 +140,13 @@ static struct {
     uint32_t up;           /* connections open */
     uint32_t live;         /* connections with a socket */
     ev_timer tick;
+    /* Open loop schedule: a min-heap of connections by next_due, woken by a
+     * timerfd. libev's own timers go through epoll_wait()'s millisecond
+     * timeout, and that lateness would show up as latency. */
+    conn **heap;
+    uint32_t heap_len;
+    int tfd;
+    ev_io tfd_io;
     ev_signal sigint, sigterm;
     int interrupted;
     int progress_tty;
@@ -186,6 +195,81 @@ static void io_set(conn *c, int ev)
     c->evmask = (uint8_t)ev;
 }
 
+/* ---- open-loop schedule: binary min-heap on next_due ---- */
+
+static void heap_swap(uint32_t a, uint32_t b)
+{
+    conn *t = g.heap[a];
+    g.heap[a] = g.heap[b];
+    g.heap[b] = t;
+    g.heap[a]->heap_idx = a;
+    g.heap[b]->heap_idx = b;
+}
+
+static void heap_up(uint32_t i)
+{
+    while (i > 0 && g.heap[(i - 1) / 2]->next_due > g.heap[i]->next_due) {
+        heap_swap(i, (i - 1) / 2);
+        i = (i - 1) / 2;
+    }
+}
+
+static void heap_down(uint32_t i)
+{
+    for (;;) {
+        uint32_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < g.heap_len && g.heap[l]->next_due < g.heap[m]->next_due)
+            m = l;
+        if (r < g.heap_len && g.heap[r]->next_due < g.heap[m]->next_due)
+            m = r;
+        if (m == i)
+            return;
+        heap_swap(i, m);
+        i = m;
+    }
+}
+
+/* Arms the timerfd for the earliest next_due (absolute CLOCK_MONOTONIC). */
+static void sched_arm(void)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    if (g.heap_len) {
+        uint64_t t = g.heap[0]->next_due;
+        if (t == 0)
+            t = 1; /* zero would disarm */
+        its.it_value.tv_sec = (time_t)(t / NS_PER_S);
+        its.it_value.tv_nsec = (long)(t % NS_PER_S);
+    }
+    timerfd_settime(g.tfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void sched_remove(conn *c)
+{
+    uint32_t i = c->heap_idx;
+    if (i == NOT_QUEUED)
+        return;
+    c->heap_idx = NOT_QUEUED;
+    if (i != --g.heap_len) {
+        g.heap[i] = g.heap[g.heap_len];
+        g.heap[i]->heap_idx = i;
+        heap_down(i);
+        heap_up(i);
+    }
+}
+
+static void sched_insert(conn *c)
+{
+    int rearm = !g.heap_len || c->next_due < g.heap[0]->next_due;
+    if (c->heap_idx != NOT_QUEUED)
+        return;
+    c->heap_idx = g.heap_len;
+    g.heap[g.heap_len++] = c;
+    heap_up(c->heap_idx);
+    if (rearm)
+        sched_arm();
+}
+
 /* Drops the socket and the driver. Outstanding echoes become lost. */
 static void conn_teardown(conn *c)
 {
@@ -194,10 +278,7 @@ static void conn_teardown(conn *c)
         return;
     ev_io_stop(g.loop, &c->io);
     c->evmask = 0;
-    if (c->timer_on) {
-        ev_timer_stop(g.loop, &c->send_timer);
-        c->timer_on = 0;
-    }
+    sched_remove(c);
     close(c->fd);
     c->fd = -1;
     if (c->drv)
@@ -215,6 +296,15 @@ static void conn_teardown(conn *c)
         g.pending--;
 }
 
+/* Connect phase: keeps connect_conc connections in setup, so that a large
+ * -c does not overflow the server's listen backlog (dropped SYNs cost a
+ * one-second retransmission). */
+static void connect_more(void)
+{
+    while (g.phase == PH_CONNECT && g.pending < g.connect_conc && g.next_connect < g.conns)
+        conn_start(&g.c[g.next_connect++]);
+}
+
 /* The connection ended (cleanly or not); decides what comes next. */
 static void conn_finish(conn *c, int failed, const char *why, int err)
 {
@@ -223,9 +313,7 @@ static void conn_finish(conn *c, int failed, const char *why, int err)
         conn_fail(c, why, err);
     conn_teardown(c);
     if (g.phase == PH_CONNECT) {
-        /* Keep the pipeline of pending connects full. */
-        if (g.next_connect < g.conns)
-            conn_start(&g.c[g.next_connect++]);
+        connect_more();
     } else if (g.mode == MODE_CONNECT_RATE && g.phase == PH_RUN && (was == C_CLOSING || failed)) {
         conn_start(c);
     }
@@ -238,6 +326,7 @@ static void on_open(eev_driver *d, void *ud)
     c->state = C_OPEN;
     g.pending--;
     g.up++;
+    connect_more();
     if (g.mode == MODE_CONNECT_RATE && g.phase == PH_RUN) {
         uint64_t t = now_ns();
         if (c->t_connect >= g.t_measure && c->t_connect < g.t_end) {
@@ -358,8 +447,6 @@ static int may_produce(conn *c)
     return c->state == C_OPEN && !c->closed && eev_driver_out_len(c->drv) < OUT_HIGH_WATER;
 }
 
-static void send_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
-
 /* Sends what the mode calls for now: top up the window (closed loop) or
  * everything due (open loop). */
 static void produce(conn *c)
@@ -384,25 +471,26 @@ static void produce(conn *c)
             break;
         c->next_due += g.period;
     }
-    if (c->timer_on) {
-        ev_timer_stop(g.loop, &c->send_timer);
-        c->timer_on = 0;
-    }
     /* Blocked by backpressure: the write path calls produce() again. */
-    if (c->next_due < g.t_end && c->next_due > t) {
-        ev_timer_set(&c->send_timer, (double)(c->next_due - t) / 1e9, 0.);
-        ev_timer_start(g.loop, &c->send_timer);
-        c->timer_on = 1;
-    }
+    if (c->next_due < g.t_end && c->next_due > t)
+        sched_insert(c);
 }
 
-static void send_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void tfd_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    conn *c = (conn *)((char *)w - offsetof(conn, send_timer));
+    uint64_t expirations;
     (void)loop;
+    (void)w;
     (void)revents;
-    c->timer_on = 0;
-    conn_proceed(c);
+    if (read(g.tfd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+        return;
+    uint64_t t = now_ns();
+    while (g.heap_len && g.heap[0]->next_due <= t) {
+        conn *c = g.heap[0];
+        sched_remove(c);
+        conn_proceed(c); /* sends what is due; re-queues c */
+    }
+    sched_arm();
 }
 
 /* Writes queued output until the kernel pushes back. Returns 0, or -1 with
@@ -550,7 +638,7 @@ static void conn_start(conn *c)
 
 static void progress(int final)
 {
-    if (g.quiet || g.json > 1)
+    if (g.quiet || g.json > 1 || g.mode == MODE_CONNECT_RATE)
         return;
     if (!g.progress_tty && !final)
         return;
@@ -737,9 +825,19 @@ static int run(void)
     for (uint32_t i = 0; i < g.conns; i++) {
         g.c[i].id = g.hold_id_base + i;
         g.c[i].fd = -1;
-        ev_init(&g.c[i].send_timer, send_timer_cb);
+        g.c[i].heap_idx = NOT_QUEUED;
     }
     hist_init(&g.lat);
+    if (g.rate > 0) {
+        g.heap = calloc(g.conns, sizeof(*g.heap));
+        g.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+        if (!g.heap || g.tfd < 0) {
+            fprintf(stderr, "echo-bench: timerfd: %s\n", strerror(errno));
+            return -1;
+        }
+        ev_io_init(&g.tfd_io, tfd_cb, g.tfd, EV_READ);
+        ev_io_start(g.loop, &g.tfd_io);
+    }
     g.cb.on_open = on_open;
     g.cb.on_message = on_message;
     g.cb.on_close = on_close;
@@ -764,9 +862,7 @@ static int run(void)
         start_run();
     } else {
         g.phase = PH_CONNECT;
-        uint32_t first = g.connect_conc < g.conns ? g.connect_conc : g.conns;
-        while (g.next_connect < first)
-            conn_start(&g.c[g.next_connect++]);
+        connect_more();
     }
     ev_run(g.loop, 0);
     return 0;
