@@ -181,7 +181,7 @@ static void conn_fail(conn *c, const char *what, int err)
     g.conn_errors++;
     if (!g.quiet && g.conn_errors <= 10)
         fprintf(stderr, "echo-bench: conn %u: %s%s%s\n", c->id, what, err ? ": " : "", err ? strerror(err) : "");
-    if (g.conn_errors == 10 && !g.quiet)
+    if (g.conn_errors == 11 && !g.quiet)
         fprintf(stderr, "echo-bench: (further connection errors not shown)\n");
 }
 
@@ -1471,8 +1471,8 @@ int main(int argc, char **argv)
     }
     if (run() < 0)
         return 1;
-    if (g.phase != PH_DONE)
-        return 1;
+    if (g.phase != PH_DONE || g.t_start == 0)
+        return 1; /* never got past connecting */
     count_backlog();
     if (g.json)
         report_json();
