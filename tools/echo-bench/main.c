@@ -129,7 +129,7 @@ static struct {
     eev_options opt;
     conn *c;
     uint8_t *rbuf;
-    uint8_t *sbuf; /* payload scratch, size bytes */
+    payload_pool pool; /* every message's payload */
     uint64_t run_seed;
     enum phase phase;
     uint64_t now;      /* ns, refreshed after each read */
@@ -345,7 +345,7 @@ static void count_bad_echo(conn *c, const eev_message_arg *m)
         uint64_t lo = c->ack_seq > OOO_SCAN ? c->ack_seq - OOO_SCAN : 0;
         uint64_t hi = c->ack_seq + OOO_SCAN;
         for (uint64_t s = lo; s <= hi; s++) {
-            if (s != c->ack_seq && payload_check(m->data, m->len, g.run_seed, c->id, s, g.text)) {
+            if (s != c->ack_seq && payload_check(&g.pool, m->data, m->len, c->id, s)) {
                 g.out_of_order++;
                 return;
             }
@@ -370,7 +370,7 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
     g.outstanding--;
     uint64_t t_send = c->ring[seq & c->ring_mask];
     if (m->len != g.size || (m->opcode == EEV_OP_TEXT) != g.text ||
-        !payload_check(m->data, m->len, g.run_seed, c->id, seq, g.text)) {
+        !payload_check(&g.pool, m->data, m->len, c->id, seq)) {
         c->ack_seq--; /* count_bad_echo() looks at the seq it replaced */
         count_bad_echo(c, m);
         c->ack_seq++;
@@ -432,8 +432,8 @@ static int send_one(conn *c, uint64_t t)
 {
     if (ring_reserve(c) < 0)
         return -1;
-    payload_fill(g.sbuf, g.size, g.run_seed, c->id, c->next_seq, g.text);
-    if (eev_driver_send(c->drv, g.text ? EEV_OP_TEXT : EEV_OP_BINARY, g.sbuf, g.size) != 0)
+    const uint8_t *p = payload_of(&g.pool, c->id, c->next_seq);
+    if (eev_driver_send(c->drv, g.text ? EEV_OP_TEXT : EEV_OP_BINARY, p, g.size) != 0)
         return -1;
     c->ring[c->next_seq & c->ring_mask] = t;
     c->next_seq++;
@@ -817,8 +817,9 @@ static int run(void)
     }
     g.c = calloc(g.conns, sizeof(*g.c));
     g.rbuf = malloc(RBUF_LEN);
-    g.sbuf = malloc(g.size ? g.size : 1);
-    if (!g.c || !g.rbuf || !g.sbuf) {
+    if (getrandom(&g.run_seed, sizeof(g.run_seed), 0) != sizeof(g.run_seed))
+        g.run_seed = now_ns() ^ (uint64_t)getpid() << 32;
+    if (!g.c || !g.rbuf || (g.mode == MODE_ECHO && payload_pool_init(&g.pool, g.size, g.run_seed, g.text) < 0)) {
         fprintf(stderr, "echo-bench: out of memory\n");
         return -1;
     }
@@ -847,8 +848,6 @@ static int run(void)
     g.opt.path = g.path;
     if (g.size > 64ull << 20)
         g.opt.max_message_size = g.size;
-    if (getrandom(&g.run_seed, sizeof(g.run_seed), 0) != sizeof(g.run_seed))
-        g.run_seed = now_ns() ^ (uint64_t)getpid() << 32;
     g.progress_tty = isatty(2);
 
     ev_timer_init(&g.tick, tick_cb, 0.01, 0.01);
