@@ -1,0 +1,235 @@
+/*
+ * config.c - command-line parsing (getopt_long) and validation.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#ifndef EEV_VERSION
+#define EEV_VERSION "unknown"
+#endif
+
+static const char usage_text[] =
+    "Usage: echo-ev [OPTION]...\n"
+    "A WebSocket (RFC 6455) echo server: every message comes back as sent.\n"
+    "\n"
+    "  --port N                    TCP port to listen on (default 54398; 0 picks one)\n"
+    "  --bind ADDR                 address to listen on (default :: dual-stack, or 0.0.0.0)\n"
+    "  --reuse-port                share the port with other echo-ev processes (SO_REUSEPORT)\n"
+    "  --max-connections N         refuse connections beyond N with 503 (default 100000)\n"
+    "  --max-message-size BYTES    close larger messages with 1009 (default 16M)\n"
+    "  --idle-timeout SECS         close connections idle for SECS (default 0: never)\n"
+    "  --handshake-timeout SECS    drop connections not upgraded within SECS (default 10)\n"
+    "  --ping-interval SECS        ping quiet peers; drop those that don't answer (default 0: off)\n"
+    "  --shutdown-timeout SECS     on SIGTERM/SIGINT, wait SECS for close handshakes (default 5)\n"
+    "  --backpressure-timeout SECS close clients that leave echoes unread for SECS (default 30)\n"
+    "  --high-water BYTES          stop reading a client with this much output queued (default 4M)\n"
+    "  --low-water BYTES           resume reading below this (default 1M)\n"
+    "  --origin ORIGIN             accept browsers only from ORIGIN (repeatable; default: any)\n"
+    "  --protocol NAME             accept subprotocol NAME (repeatable, in order of preference)\n"
+    "  --metrics-bind ADDR:PORT    serve /metrics on a separate listener\n"
+    "  --no-metrics                do not serve /metrics\n"
+    "  --log-level LEVEL           error, warn, info or debug (default info)\n"
+    "  --log-format FORMAT         text or json (default text)\n"
+    "  --help                      show this help and exit\n"
+    "  --version                   show the version and exit\n"
+    "\n"
+    "Endpoints: GET / (a test page), GET /healthz, GET /metrics, WebSocket upgrade on any path.\n"
+    "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP is logged and ignored.\n";
+
+enum {
+    OPT_PORT = 256, OPT_BIND, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
+    OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
+    OPT_METRICS_BIND, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"port", required_argument, NULL, OPT_PORT},
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+    {"max-message-size", required_argument, NULL, OPT_MAX_MSG},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE},
+    {"ping-interval", required_argument, NULL, OPT_PING},
+    {"shutdown-timeout", required_argument, NULL, OPT_SHUTDOWN},
+    {"backpressure-timeout", required_argument, NULL, OPT_BACKPRESSURE},
+    {"high-water", required_argument, NULL, OPT_HIGH},
+    {"low-water", required_argument, NULL, OPT_LOW},
+    {"origin", required_argument, NULL, OPT_ORIGIN},
+    {"protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"metrics-bind", required_argument, NULL, OPT_METRICS_BIND},
+    {"no-metrics", no_argument, NULL, OPT_NO_METRICS},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int bad(const char *flag, const char *value, const char *why)
+{
+    fprintf(stderr, "echo-ev: --%s: invalid value '%s'%s%s\n", flag, value, why ? ": " : "",
+            why ? why : "");
+    return 2;
+}
+
+/* Unsigned integer with an optional K/M/G (binary) suffix. */
+static int parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*s == '-' || *s == '+' || *s == ' ' || !*s)
+        return -1;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s)
+        return -1;
+    int shift = 0;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return -1;
+        }
+        if (end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) && !((end[1] == 'B') && !end[2]))
+            return -1;
+    }
+    if (v > (max >> shift))
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
+static int parse_secs(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !isfinite(v) || v < 0 || v > 31536000)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv)
+{
+    uint64_t v;
+    int c;
+
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->port = 54398;
+    cfg->max_connections = 100000;
+    cfg->max_message_size = 16u << 20;
+    cfg->handshake_timeout = 10;
+    cfg->shutdown_timeout = 5;
+    cfg->backpressure_timeout = 30;
+    cfg->high_water = 4u << 20;
+    cfg->low_water = 1u << 20;
+    cfg->metrics = 1;
+    cfg->log_level = LOG_INFO;
+    cfg->log_format = LOGF_TEXT;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+        const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "?";
+        const char *name = c >= OPT_PORT && c <= OPT_VERSION ? options[c - OPT_PORT].name : flag;
+        switch (c) {
+        case OPT_PORT:
+            if (parse_size(optarg, 65535, &v) < 0 || strpbrk(optarg, "kKmMgG"))
+                return bad(name, optarg, "expected 0-65535");
+            cfg->port = (unsigned)v;
+            break;
+        case OPT_BIND: cfg->bind = optarg; break;
+        case OPT_REUSE_PORT: cfg->reuse_port = 1; break;
+        case OPT_MAX_CONN:
+            if (parse_size(optarg, 100000000, &v) < 0 || v == 0)
+                return bad(name, optarg, "expected a positive count");
+            cfg->max_connections = (unsigned long)v;
+            break;
+        case OPT_MAX_MSG:
+            if (parse_size(optarg, 1ull << 40, &v) < 0 || v == 0)
+                return bad(name, optarg, "expected a positive size (K/M/G suffixes allowed)");
+            cfg->max_message_size = v;
+            break;
+        case OPT_HIGH:
+        case OPT_LOW:
+            if (parse_size(optarg, 1ull << 40, &v) < 0 || v == 0)
+                return bad(name, optarg, "expected a positive size (K/M/G suffixes allowed)");
+            if (c == OPT_HIGH)
+                cfg->high_water = (size_t)v;
+            else
+                cfg->low_water = (size_t)v;
+            break;
+        case OPT_IDLE:
+        case OPT_HANDSHAKE:
+        case OPT_PING:
+        case OPT_SHUTDOWN:
+        case OPT_BACKPRESSURE: {
+            double *dst = c == OPT_IDLE ? &cfg->idle_timeout
+                        : c == OPT_HANDSHAKE ? &cfg->handshake_timeout
+                        : c == OPT_PING ? &cfg->ping_interval
+                        : c == OPT_SHUTDOWN ? &cfg->shutdown_timeout
+                                            : &cfg->backpressure_timeout;
+            if (parse_secs(optarg, dst) < 0)
+                return bad(name, optarg, "expected seconds");
+            if ((c == OPT_HANDSHAKE || c == OPT_BACKPRESSURE) && *dst == 0)
+                return bad(name, optarg, "must be positive");
+            break;
+        }
+        case OPT_ORIGIN:
+        case OPT_PROTOCOL: {
+            int *cnt = c == OPT_ORIGIN ? &cfg->origin_cnt : &cfg->protocol_cnt;
+            const char **list = c == OPT_ORIGIN ? cfg->origins : cfg->protocols;
+            if (*cnt == MAX_LIST)
+                return bad(name, optarg, "too many");
+            if (!*optarg || (c == OPT_PROTOCOL && strpbrk(optarg, " ,\t\r\n\"")))
+                return bad(name, optarg, c == OPT_PROTOCOL ? "expected a token" : "empty");
+            list[(*cnt)++] = optarg;
+            break;
+        }
+        case OPT_METRICS_BIND:
+            if (!strrchr(optarg, ':'))
+                return bad(name, optarg, "expected ADDR:PORT");
+            cfg->metrics_bind = optarg;
+            break;
+        case OPT_NO_METRICS: cfg->metrics = 0; break;
+        case OPT_LOG_LEVEL:
+            if (!strcmp(optarg, "error")) cfg->log_level = LOG_ERR;
+            else if (!strcmp(optarg, "warn")) cfg->log_level = LOG_WARN;
+            else if (!strcmp(optarg, "info")) cfg->log_level = LOG_INFO;
+            else if (!strcmp(optarg, "debug")) cfg->log_level = LOG_DEBUG;
+            else return bad(name, optarg, "expected error, warn, info or debug");
+            break;
+        case OPT_LOG_FORMAT:
+            if (!strcmp(optarg, "text")) cfg->log_format = LOGF_TEXT;
+            else if (!strcmp(optarg, "json")) cfg->log_format = LOGF_JSON;
+            else return bad(name, optarg, "expected text or json");
+            break;
+        case OPT_HELP: fputs(usage_text, stdout); return 1;
+        case OPT_VERSION: printf("echo-ev %s\n", EEV_VERSION); return 1;
+        case ':':
+            fprintf(stderr, "echo-ev: %s: missing value\n", argv[optind - 1]);
+            return 2;
+        default:
+            fprintf(stderr, "echo-ev: unknown option '%s' (see --help)\n", argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "echo-ev: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    if (cfg->low_water >= cfg->high_water) {
+        fprintf(stderr, "echo-ev: --low-water: must be below --high-water\n");
+        return 2;
+    }
+    return 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * config.h - the command line, parsed and validated into one struct.
+ */
+#ifndef EEV_CONFIG_H
+#define EEV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_LIST 32
+
+struct config {
+    const char *bind;         /* NULL: dual-stack "::", else 0.0.0.0 */
+    unsigned port;
+    int reuse_port;
+    unsigned long max_connections;
+    uint64_t max_message_size;
+    double idle_timeout;      /* 0: off */
+    double handshake_timeout;
+    double ping_interval;     /* 0: off */
+    double shutdown_timeout;
+    double backpressure_timeout;
+    size_t high_water, low_water;
+    const char *origins[MAX_LIST + 1]; /* NULL-ended */
+    int origin_cnt;
+    const char *protocols[MAX_LIST + 1];
+    int protocol_cnt;
+    const char *metrics_bind; /* ADDR:PORT or NULL */
+    int metrics;              /* serve /metrics */
+    int log_level;
+    int log_format;
+};
+
+/* Fills cfg from argv. Returns 0 to run, 1 when --help/--version was
+ * answered, 2 on a usage error (already reported on stderr). */
+int config_parse(struct config *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,477 @@
+/*
+ * conn.c - per-connection I/O: read into the server's shared buffer, feed
+ * the driver, echo, flush with writev, and keep the libev watcher in step
+ * with what the connection wants.
+ *
+ * Life of a connection:
+ *
+ *   accept -> L_HANDSHAKE --101--> L_OPEN <--> L_PAUSED (backpressure)
+ *                 |                  |
+ *                 |                  +--close sent--> L_CLOSING
+ *                 +--HTTP reply/refusal, or driver finished + flushed-->
+ *                    shutdown(SHUT_WR), linger in L_CLOSING until EOF --> destroy
+ *
+ * The server closes TCP first (RFC 6455 §7.1.1) but half-closes and drains
+ * input before close(), so unread input cannot turn our last frame into a
+ * reset.
+ */
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "page.h"
+#include "server.h"
+
+#define RBUF_SIZE (512 * 1024)
+#define READS_PER_EVENT 4 /* fairness: then let other connections run */
+#define IOV_MAX_BATCH 64
+
+static inline struct conn *conn_of(ev_io *w)
+{
+    return (struct conn *)((char *)w - offsetof(struct conn, io));
+}
+
+static inline struct server *srv_of(struct conn *c)
+{
+    return c->io.data;
+}
+
+const char *conn_peer(const struct conn *c, char *buf, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN];
+    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+    if (memcmp(c->addr, v4mapped, 12) == 0) {
+        inet_ntop(AF_INET, c->addr + 12, a, sizeof(a));
+        snprintf(buf, cap, "%s:%u", a, c->port);
+    } else {
+        inet_ntop(AF_INET6, c->addr, a, sizeof(a));
+        snprintf(buf, cap, "[%s]:%u", a, c->port);
+    }
+    return buf;
+}
+
+/* Recomputes the watcher's events: read unless paused or done, write while
+ * output is blocked. libev only touches epoll when they change. */
+static void update_events(struct server *srv, struct conn *c)
+{
+    eev_driver *d = conn_driver(c);
+    int ev = 0;
+
+    if (c->flags & C_LINGER)
+        ev = EV_READ;
+    else if (eev_driver_want_read(d) && !(c->flags & C_PAUSED))
+        ev = EV_READ;
+    if (eev_driver_want_write(d))
+        ev |= EV_WRITE;
+    if (ev != (c->io.events & (EV_READ | EV_WRITE))) {
+        ev_io_stop(srv->loop, &c->io);
+        ev_io_set(&c->io, c->io.fd, ev);
+        if (ev)
+            ev_io_start(srv->loop, &c->io);
+    }
+}
+
+void conn_destroy(struct server *srv, struct conn *c)
+{
+    char peer[64];
+
+    if (c->flags & C_OPENED) {
+        log_info("#%u %s closed code=%u", c->id, conn_peer(c, peer, sizeof(peer)), c->code);
+        metrics_count_close(&srv->m, c->code);
+    } else {
+        log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
+    }
+    conn_list_remove(srv, c);
+    ev_io_stop(srv->loop, &c->io);
+    close(c->io.fd);
+    eev_driver_free(conn_driver(c));
+    free(c);
+    server_conn_gone(srv);
+}
+
+/* Writes what is queued. Returns 0, or -1 when the peer is gone. */
+static int flush(struct conn *c)
+{
+    eev_driver *d = conn_driver(c);
+    struct iovec iov[IOV_MAX_BATCH];
+
+    while (eev_driver_want_write(d)) {
+        int n = eev_driver_out_iov(d, iov, IOV_MAX_BATCH);
+        size_t want = 0;
+        for (int i = 0; i < n; i++)
+            want += iov[i].iov_len;
+        ssize_t w = writev(c->io.fd, iov, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        eev_driver_out_consume(d, (size_t)w);
+        if ((size_t)w < want)
+            return 0; /* the socket buffer is full: wait for EV_WRITE */
+    }
+    return 0;
+}
+
+/* Half-closes and waits (in L_CLOSING) for the peer's EOF. */
+static void linger(struct server *srv, struct conn *c)
+{
+    c->flags |= C_LINGER;
+    c->flags &= (uint8_t)~C_PAUSED;
+    shutdown(c->io.fd, SHUT_WR);
+    conn_list_add(srv, c, L_CLOSING);
+}
+
+/* After any event: settle lists, backpressure and watcher events. */
+static void proceed(struct server *srv, struct conn *c)
+{
+    eev_driver *d = conn_driver(c);
+    size_t queued = eev_driver_out_len(d);
+
+    if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
+        linger(srv, c);
+    } else if (!(c->flags & C_LINGER) && eev_driver_state(d) == EEV_STATE_OPEN) {
+        if (!(c->flags & C_PAUSED) && queued > srv->cfg->high_water) {
+            /* The peer reads slower than it writes: stop reading until
+             * its echoes drain, so memory stays bounded. */
+            c->flags |= C_PAUSED;
+            srv->m.backpressure_pauses++;
+            conn_list_add(srv, c, L_PAUSED);
+            log_debug("#%u paused with %zu bytes queued", c->id, queued);
+        } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water) {
+            c->flags &= (uint8_t)~C_PAUSED;
+            conn_list_add(srv, c, L_OPEN);
+        }
+    }
+    update_events(srv, c);
+}
+
+/* Reads and feeds the driver. Returns 0, or -1 when c must be destroyed. */
+static int on_readable(struct server *srv, struct conn *c)
+{
+    eev_driver *d = conn_driver(c);
+
+    for (int i = 0; i < READS_PER_EVENT; i++) {
+        ssize_t n = read(c->io.fd, srv->rbuf, RBUF_SIZE);
+        if (n > 0) {
+            if (c->flags & C_LINGER)
+                continue; /* draining: discard */
+            c->last_rx = server_ticks(srv);
+            c->flags &= (uint8_t)~C_PING_OUT;
+            ssize_t rv = eev_driver_recv(d, srv->rbuf, (size_t)n);
+            if (rv < 0) {
+                log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
+                return -1;
+            }
+            if (flush(c) < 0)
+                return -1;
+            /* A short read drained the socket; epoll is level-triggered
+             * and will tell us when more arrives. */
+            if ((size_t)n < RBUF_SIZE || !eev_driver_want_read(d) ||
+                eev_driver_out_len(d) > srv->cfg->high_water)
+                return 0;
+        } else if (n == 0) {
+            if (!(c->flags & C_LINGER)) {
+                eev_driver_eof(d);
+                flush(c); /* a Close reply to a half-closed peer still goes out */
+            }
+            return -1;
+        } else if (errno == EINTR) {
+            i--;
+        } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return 0;
+        } else {
+            if (!(c->flags & C_LINGER))
+                eev_driver_eof(d);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = conn_of(w);
+    struct server *srv = srv_of(c);
+
+    (void)loop;
+    if ((revents & EV_WRITE) && flush(c) < 0) {
+        eev_driver_eof(conn_driver(c));
+        conn_destroy(srv, c);
+        return;
+    }
+    if ((revents & EV_READ) && on_readable(srv, c) < 0) {
+        conn_destroy(srv, c);
+        return;
+    }
+    proceed(srv, c);
+}
+
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only)
+{
+    struct conn *c = malloc(sizeof(*c) + eev_driver_size());
+
+    if (!c) {
+        close(fd);
+        return -1;
+    }
+    memset(c, 0, sizeof(*c));
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        memcpy(c->addr, &s6->sin6_addr, 16);
+        c->port = ntohs(s6->sin6_port);
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        c->addr[10] = c->addr[11] = 0xff;
+        memcpy(c->addr + 12, &s4->sin_addr, 4);
+        c->port = ntohs(s4->sin_port);
+    }
+    c->id = ++srv->next_id;
+    c->last_rx = c->last_msg = server_ticks(srv);
+    if (metrics_only)
+        c->flags |= C_METRICS;
+    if (eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
+        free(c);
+        close(fd);
+        return -1;
+    }
+    ev_io_init(&c->io, on_io, fd, EV_READ);
+    c->io.data = srv;
+    ev_io_start(srv->loop, &c->io);
+    conn_list_add(srv, c, L_HANDSHAKE);
+    return 0;
+}
+
+void conn_close(struct server *srv, struct conn *c, uint16_t code, const char *reason)
+{
+    eev_driver *d = conn_driver(c);
+
+    if (c->flags & C_LINGER)
+        return;
+    if (eev_driver_state(d) != EEV_STATE_OPEN) {
+        if (eev_driver_state(d) == EEV_STATE_CONNECTING)
+            conn_destroy(srv, c);
+        return;
+    }
+    eev_driver_close(d, code, reason, strlen(reason));
+    c->flags &= (uint8_t)~C_PAUSED;
+    conn_list_add(srv, c, L_CLOSING);
+    if (flush(c) < 0) {
+        eev_driver_eof(d);
+        conn_destroy(srv, c);
+        return;
+    }
+    proceed(srv, c);
+}
+
+void conn_expire(struct server *srv, struct conn *c, int list)
+{
+    const struct config *cfg = srv->cfg;
+    uint32_t now = server_ticks(srv);
+    char peer[64];
+
+    switch (list) {
+    case L_HANDSHAKE:
+        if (!(c->flags & C_OPENED) && eev_driver_out_len(conn_driver(c)) == 0)
+            srv->m.hs_failures[HSF_TIMEOUT]++;
+        log_info("#%u %s handshake timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+        conn_destroy(srv, c);
+        return;
+    case L_PAUSED:
+        log_info("#%u %s backpressure timeout: echoes unread for %gs", c->id,
+                 conn_peer(c, peer, sizeof(peer)), cfg->backpressure_timeout);
+        c->code = EEV_CLOSE_ABNORMAL;
+        conn_destroy(srv, c);
+        return;
+    case L_CLOSING:
+        if (!(c->flags & C_LINGER) && c->code == 0)
+            c->code = EEV_CLOSE_ABNORMAL;
+        conn_destroy(srv, c);
+        return;
+    }
+    /* L_OPEN: idle and ping checks. */
+    if (cfg->idle_timeout > 0 && (int32_t)(now - c->last_msg) >= (int32_t)(cfg->idle_timeout * 64)) {
+        log_info("#%u %s idle timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+        conn_close(srv, c, EEV_CLOSE_NORMAL, "idle timeout");
+        return;
+    }
+    if (cfg->ping_interval > 0 && (int32_t)(c->last_rx - c->placed) <= 0) {
+        /* Nothing arrived since the last check. */
+        if (c->flags & C_PING_OUT) {
+            log_info("#%u %s ping timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+            c->code = EEV_CLOSE_ABNORMAL;
+            conn_destroy(srv, c);
+            return;
+        }
+        eev_driver_ping(conn_driver(c), "echo-ev", 7);
+        c->flags |= C_PING_OUT;
+        if (flush(c) < 0) {
+            eev_driver_eof(conn_driver(c));
+            conn_destroy(srv, c);
+            return;
+        }
+        update_events(srv, c);
+    }
+    conn_list_add(srv, c, L_OPEN); /* re-placed at the tail */
+}
+
+/* ---- driver callbacks ---- */
+
+static void reply(eev_driver *d, int status, const char *headers, const char *body, size_t len)
+{
+    eev_driver_http_reply(d, status, headers, body, len, 0);
+}
+
+static int origin_allowed(const struct config *cfg, const eev_request_arg *req)
+{
+    if (cfg->origin_cnt == 0)
+        return 1;
+    for (size_t i = 0; i < req->header_cnt; i++) {
+        const eev_header *h = &req->headers[i];
+        if (h->name_len != 6 || strncasecmp(h->name, "origin", 6) != 0)
+            continue;
+        for (int j = 0; j < cfg->origin_cnt; j++)
+            if (strlen(cfg->origins[j]) == h->value_len &&
+                strncasecmp(cfg->origins[j], h->value, h->value_len) == 0)
+                return 1;
+        return 0;
+    }
+    return 1; /* no Origin: not a browser, which is what --origin guards */
+}
+
+static unsigned long queued_total(struct server *srv)
+{
+    unsigned long q = 0;
+    for (int l = L_HANDSHAKE; l < L_COUNT; l++)
+        for (struct conn *c = srv->lists[l].head; c; c = c->next)
+            q += eev_driver_out_len(conn_driver(c));
+    return q;
+}
+
+static void serve_metrics(struct server *srv, eev_driver *d)
+{
+    size_t len;
+    char *body = metrics_render(&srv->m, srv->nconn, queued_total(srv), &len);
+
+    if (!body) {
+        reply(d, 500, "Content-Type: text/plain\r\n", "out of memory\n", 14);
+        return;
+    }
+    reply(d, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n", body, len);
+    free(body);
+}
+
+static int path_is(const eev_request_arg *req, const char *p)
+{
+    return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+    char peer[64];
+    int metrics_here = (c->flags & C_METRICS) || (srv->cfg->metrics && !srv->cfg->metrics_bind);
+
+    srv->m.http_requests++;
+    conn_list_add(srv, c, L_HANDSHAKE); /* keep-alive: a fresh deadline */
+    if (req->is_websocket && !(c->flags & C_METRICS)) {
+        if (srv->draining) {
+            reply(d, 503, "Content-Type: text/plain\r\n", "shutting down\n", 14);
+            return 0;
+        }
+        if (!origin_allowed(srv->cfg, req)) {
+            srv->m.hs_failures[HSF_ORIGIN]++;
+            log_info("#%u %s refused 403: origin not allowed", c->id, conn_peer(c, peer, sizeof(peer)));
+            eev_driver_http_reply(d, 403, "Content-Type: text/plain\r\n", "origin not allowed\n", 19, 1);
+            return 0;
+        }
+        return 0; /* the driver checks and answers the upgrade */
+    }
+    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
+        reply(d, 405, "Allow: GET\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
+    } else if (path_is(req, "/healthz")) {
+        reply(d, 200, "Content-Type: text/plain\r\nCache-Control: no-store\r\n", "ok\n", 3);
+    } else if (path_is(req, "/metrics") && metrics_here) {
+        serve_metrics(srv, d);
+    } else if (path_is(req, "/") && !(c->flags & C_METRICS)) {
+        reply(d, 200, "Content-Type: text/html; charset=utf-8\r\n", page_html, page_html_len);
+    } else {
+        reply(d, 404, "Content-Type: text/plain\r\n", "not found\n", 10);
+    }
+    return 0;
+}
+
+static void on_open(eev_driver *d, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+    char peer[64];
+    const char *proto = eev_driver_protocol(d);
+
+    c->flags |= C_OPENED;
+    c->last_msg = server_ticks(srv);
+    conn_list_add(srv, c, L_OPEN);
+    log_info("#%u %s open%s%s", c->id, conn_peer(c, peer, sizeof(peer)),
+             proto ? " protocol=" : "", proto ? proto : "");
+}
+
+static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+
+    srv->m.msgs_in++;
+    srv->m.bytes_in += m->len;
+    c->last_msg = c->last_rx;
+    int rv = eev_driver_send_message(d, m);
+    if (rv == 0) {
+        srv->m.msgs_out++;
+        srv->m.bytes_out += m->len;
+    }
+    return rv == EEV_ERR_NOMEM ? -1 : 0;
+}
+
+static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
+{
+    struct conn *c = ud;
+
+    (void)d;
+    c->code = a->clean ? a->code_received : a->code_sent ? a->code_sent : EEV_CLOSE_ABNORMAL;
+}
+
+static void on_error(eev_driver *d, const eev_error_arg *e, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+    char peer[64];
+
+    if (c->flags & C_OPENED) {
+        log_info("#%u %s failed %u: %s", c->id, conn_peer(c, peer, sizeof(peer)), e->close_code,
+                 e->message);
+        return;
+    }
+    (void)d;
+    srv->m.hs_failures[e->close_code == 426   ? HSF_VERSION
+                       : e->close_code == 431 ? HSF_TOO_LARGE
+                                              : HSF_BAD_REQUEST]++;
+    log_info("#%u %s refused %u: %s", c->id, conn_peer(c, peer, sizeof(peer)), e->close_code,
+             e->message);
+}
+
+const eev_callbacks conn_callbacks = {
+    .on_request = on_request,
+    .on_open = on_open,
+    .on_message = on_message,
+    .on_close = on_close,
+    .on_error = on_error,
+};

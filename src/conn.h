@@ -1,0 +1,63 @@
+/*
+ * conn.h - one client connection: its socket watcher, its driver, and the
+ * glue between them (read, echo, flush, backpressure, close).
+ */
+#ifndef EEV_CONN_H
+#define EEV_CONN_H
+
+#include <ev.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "eev/driver.h"
+
+struct server;
+
+enum {
+    C_PAUSED = 1 << 0,   /* reading stopped: too much output queued */
+    C_PING_OUT = 1 << 1, /* a ping is unanswered */
+    C_LINGER = 1 << 2,   /* our side is shut: draining input until EOF */
+    C_METRICS = 1 << 3,  /* accepted on the metrics listener */
+    C_OPENED = 1 << 4,   /* the WebSocket opened (logged, counted) */
+};
+
+/*
+ * Kept small: an idle open connection costs this struct plus the driver
+ * embedded after it, and nothing else.
+ */
+struct conn {
+    ev_io io;                 /* io.data points at the server */
+    struct conn *prev, *next; /* in srv->lists[list] */
+    uint32_t placed;          /* when it joined its list (ticks) */
+    uint32_t last_rx;         /* last input (ticks) */
+    uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
+    uint32_t id;
+    uint8_t list;             /* enum conn_list_id */
+    uint8_t flags;            /* C_* */
+    uint16_t code;            /* close code for the log and metrics */
+    uint16_t port;            /* peer port */
+    uint8_t addr[16];         /* peer address, IPv4 as v4-mapped IPv6 */
+    _Alignas(8) unsigned char drv[]; /* eev_driver, eev_driver_size() bytes */
+};
+
+static inline eev_driver *conn_driver(struct conn *c)
+{
+    return (eev_driver *)c->drv;
+}
+
+/* Takes over an accepted socket. Returns 0, or -1 (fd closed). */
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only);
+
+/* Driver callbacks shared by all connections. */
+extern const eev_callbacks conn_callbacks;
+
+/* Timeout handling, called from the list timers. */
+void conn_expire(struct server *srv, struct conn *c, int list);
+/* Starts the close handshake (code 1001 at shutdown). */
+void conn_close(struct server *srv, struct conn *c, uint16_t code, const char *reason);
+void conn_destroy(struct server *srv, struct conn *c);
+
+/* "[addr]:port" for logs. */
+const char *conn_peer(const struct conn *c, char *buf, size_t cap);
+
+#endif

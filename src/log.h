@@ -1,0 +1,20 @@
+/*
+ * log.h - leveled logging to stderr: human lines with timestamps, journal
+ * lines with <N> priority prefixes, or JSON objects.
+ */
+#ifndef EEV_LOG_H
+#define EEV_LOG_H
+
+enum log_level { LOG_ERR = 3, LOG_WARN = 4, LOG_INFO = 6, LOG_DEBUG = 7 };
+enum log_format { LOGF_AUTO, LOGF_TEXT, LOGF_JSON };
+
+void log_setup(int level, int format);
+int log_enabled(int level);
+void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...) do { if (log_enabled(LOG_INFO)) log_msg(LOG_INFO, __VA_ARGS__); } while (0)
+#define log_debug(...) do { if (log_enabled(LOG_DEBUG)) log_msg(LOG_DEBUG, __VA_ARGS__); } while (0)
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * main.c - echo-ev: parse the command line, set up logging, run the server.
+ */
+#include <ev.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    struct server srv;
+    int rv = config_parse(&cfg, argc, argv);
+
+    if (rv)
+        return rv == 1 ? 0 : rv;
+    log_setup(cfg.log_level, cfg.log_format);
+    struct ev_loop *loop = ev_default_loop(EVBACKEND_EPOLL);
+    if (!loop)
+        loop = ev_default_loop(0);
+    if (!loop) {
+        fprintf(stderr, "echo-ev: cannot create an event loop\n");
+        return 1;
+    }
+    if ((rv = server_init(&srv, loop, &cfg)) != 0)
+        return rv;
+    return server_run(&srv);
+}

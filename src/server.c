@@ -1,0 +1,510 @@
+/*
+ * server.c - listeners, accept, connection lists and their timers,
+ * signals, systemd notifications and graceful shutdown.
+ */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "sd.h"
+
+#define ACCEPTS_PER_EVENT 64
+#define CLOSE_WAIT 5.0 /* seconds to wait for a peer's Close or EOF */
+#define LISTEN_BACKLOG 4096
+
+static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                    "Content-Type: text/plain\r\nContent-Length: 18\r\n"
+                                    "Connection: close\r\n\r\ntoo many clients\r\n";
+
+uint32_t server_ticks(const struct server *srv)
+{
+    return (uint32_t)(int64_t)((ev_now(srv->loop) - srv->t0) * 64.0);
+}
+
+/* ---- connection lists ---- */
+
+static void list_arm(struct server *srv, int id)
+{
+    struct conn_list *l = &srv->lists[id];
+
+    if (l->timeout <= 0)
+        return;
+    if (!l->head) {
+        ev_timer_stop(srv->loop, &l->timer);
+        return;
+    }
+    if (ev_is_active(&l->timer))
+        return; /* armed for an older head, which is no later than this one */
+    double due = srv->t0 + l->head->placed / 64.0 + l->timeout - ev_now(srv->loop);
+    ev_timer_set(&l->timer, due > 0 ? due : 0, 0);
+    ev_timer_start(srv->loop, &l->timer);
+}
+
+void conn_list_remove(struct server *srv, struct conn *c)
+{
+    struct conn_list *l = &srv->lists[c->list];
+
+    if (c->list == L_NONE)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+    c->list = L_NONE;
+}
+
+void conn_list_add(struct server *srv, struct conn *c, int id)
+{
+    struct conn_list *l = &srv->lists[id];
+
+    conn_list_remove(srv, c);
+    c->list = (uint8_t)id;
+    c->placed = server_ticks(srv);
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+    list_arm(srv, id);
+}
+
+static void on_list_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *srv = w->data;
+    uint32_t now = server_ticks(srv);
+    int id;
+
+    (void)loop;
+    (void)revents;
+    for (id = 0; id < L_COUNT; id++)
+        if (&srv->lists[id].timer == w)
+            break;
+    struct conn_list *l = &srv->lists[id];
+    uint32_t span = (uint32_t)(l->timeout * 64.0);
+    /* Expire every head that is due; each is destroyed or re-placed at
+     * the tail, so the loop visits a connection at most once. */
+    for (struct conn *c = l->head, *last = l->tail; c && (int32_t)(now - c->placed) >= (int32_t)span;
+         c = l->head) {
+        int was_last = c == last;
+        conn_expire(srv, c, id);
+        if (was_last)
+            break;
+    }
+    list_arm(srv, id);
+}
+
+void server_conn_gone(struct server *srv)
+{
+    srv->nconn--;
+    if (srv->draining && srv->nconn == 0)
+        ev_break(srv->loop, EVBREAK_ALL);
+}
+
+/* ---- accept ---- */
+
+static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *srv = w->data;
+
+    (void)revents;
+    for (int i = 0; i < srv->nlst; i++)
+        ev_io_start(loop, &srv->lst[i].io);
+}
+
+/* Out of descriptors: accept with the spare one and close at once, so the
+ * client is told instead of left waiting, and the loop does not spin on a
+ * listener that stays readable (libev manual, "The special problem of
+ * accept()ing when you can't"). */
+static void shed(struct server *srv, int lfd)
+{
+    double now = ev_now(srv->loop);
+
+    if (now - srv->last_emfile_log >= 1.0) {
+        log_warn("accept: %s: shedding connections (%lu open)", strerror(errno), srv->nconn);
+        srv->last_emfile_log = now;
+    }
+    srv->m.hs_failures[HSF_CAPACITY]++;
+    if (srv->reserve_fd >= 0) {
+        close(srv->reserve_fd);
+        int fd = accept(lfd, NULL, NULL);
+        if (fd >= 0)
+            close(fd);
+        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    if (srv->reserve_fd < 0) {
+        /* No spare either: stop accepting for a moment instead of spinning. */
+        for (int i = 0; i < srv->nlst; i++)
+            ev_io_stop(srv->loop, &srv->lst[i].io);
+        ev_timer_set(&srv->accept_retry, 0.5, 0);
+        ev_timer_start(srv->loop, &srv->accept_retry);
+        if (srv->reserve_fd < 0)
+            srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct server *srv = w->data;
+    struct listener *lst = (struct listener *)w;
+    static const int one = 1;
+
+    (void)loop;
+    (void)revents;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                shed(srv, w->fd);
+            else if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_warn("accept: %s", strerror(errno));
+            return;
+        }
+        srv->m.accepted++;
+        if (srv->nconn >= srv->cfg->max_connections) {
+            srv->m.hs_failures[HSF_CAPACITY]++;
+            if (write(fd, busy_response, sizeof(busy_response) - 1) < 0) {
+                /* the client is gone already */
+            }
+            close(fd);
+            double now = ev_now(srv->loop);
+            if (now - srv->last_emfile_log >= 1.0) {
+                log_warn("refusing connections: --max-connections %lu reached", srv->cfg->max_connections);
+                srv->last_emfile_log = now;
+            }
+            continue;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        if (conn_accept(srv, fd, (struct sockaddr *)&ss, lst->metrics_only) == 0)
+            srv->nconn++;
+        else
+            log_error("out of memory accepting a connection");
+    }
+}
+
+/* ---- listening sockets ---- */
+
+static void format_addr(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+        snprintf(buf, cap, "[%s]:%u", a, ntohs(s6->sin6_port));
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+        snprintf(buf, cap, "%s:%u", a, ntohs(s4->sin_port));
+    } else {
+        snprintf(buf, cap, "(family %d)", sa->sa_family);
+    }
+}
+
+/* Parses an IPv4 or IPv6 literal (brackets allowed) and a port. */
+static int make_addr(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char h[INET6_ADDRSTRLEN + 2];
+    size_t n = strlen(host);
+
+    memset(ss, 0, sizeof(*ss));
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n >= sizeof(h))
+        return -1;
+    memcpy(h, host, n);
+    h[n] = 0;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+    if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*s6);
+        return 0;
+    }
+    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        *sl = sizeof(*s4);
+        return 0;
+    }
+    return -1;
+}
+
+static void add_listener(struct server *srv, int fd, int metrics_only)
+{
+    struct listener *l = &srv->lst[srv->nlst++];
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char name[80] = "?";
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+        format_addr((struct sockaddr *)&ss, name, sizeof(name));
+    ev_io_init(&l->io, on_accept, fd, EV_READ);
+    l->io.data = srv;
+    l->metrics_only = metrics_only;
+    ev_io_start(srv->loop, &l->io);
+    log_info("listening on %s%s", name, metrics_only ? " (metrics)" : "");
+}
+
+/* Binds and listens. Returns the fd, or -1 with errno set. */
+static int open_listener(const struct server *srv, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    static const int one = 1, zero = 0;
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (srv->cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
+        goto Fail;
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* dual-stack */
+    if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+        goto Fail;
+    return fd;
+Fail:;
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+}
+
+static int listen_on(struct server *srv, const char *host, unsigned port, int metrics_only)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    char name[80];
+    int dual = host == NULL;
+
+    if (make_addr(dual ? "::" : host, port, &ss, &sl) < 0) {
+        fprintf(stderr, "echo-ev: %s: not an IPv4 or IPv6 address: '%s'\n",
+                metrics_only ? "--metrics-bind" : "--bind", host);
+        return 1;
+    }
+    int fd = open_listener(srv, &ss, sl);
+    if (fd < 0 && dual && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
+        make_addr("0.0.0.0", port, &ss, &sl); /* no IPv6 here */
+        fd = open_listener(srv, &ss, sl);
+    }
+    if (fd < 0) {
+        format_addr((struct sockaddr *)&ss, name, sizeof(name));
+        fprintf(stderr, "echo-ev: cannot listen on %s: %s\n", name, strerror(errno));
+        return 1;
+    }
+    add_listener(srv, fd, metrics_only);
+    return 0;
+}
+
+static int listen_metrics(struct server *srv)
+{
+    const char *spec = srv->cfg->metrics_bind, *colon = strrchr(spec, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    char *end;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    size_t n = (size_t)(colon - spec);
+
+    if (*end || colon[1] == 0 || port > 65535 || n == 0 || n >= sizeof(host)) {
+        fprintf(stderr, "echo-ev: --metrics-bind: invalid value '%s'\n", spec);
+        return 1;
+    }
+    memcpy(host, spec, n);
+    host[n] = 0;
+    return listen_on(srv, host, (unsigned)port, 1);
+}
+
+/* ---- signals, status, shutdown ---- */
+
+static void tell_status(struct server *srv)
+{
+    char s[96];
+    snprintf(s, sizeof(s), "STATUS=%lu connections%s", srv->nconn, srv->draining ? ", draining" : "");
+    sd_tell(s);
+}
+
+static void on_status_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    tell_status(w->data);
+}
+
+static void on_watchdog(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    sd_tell("WATCHDOG=1");
+}
+
+static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct server *srv = w->data;
+
+    (void)revents;
+    log_info("shutdown timeout: dropping %lu connections", srv->nconn);
+    for (int l = L_HANDSHAKE; l < L_COUNT; l++)
+        while (srv->lists[l].head) {
+            struct conn *c = srv->lists[l].head;
+            if (!c->code)
+                c->code = EEV_CLOSE_ABNORMAL;
+            conn_destroy(srv, c);
+        }
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void drain(struct server *srv)
+{
+    if (srv->draining)
+        return;
+    srv->draining = 1;
+    sd_tell("STOPPING=1");
+    log_info("shutting down: closing %lu connections", srv->nconn);
+    for (int i = 0; i < srv->nlst; i++) {
+        ev_io_stop(srv->loop, &srv->lst[i].io);
+        close(srv->lst[i].io.fd);
+    }
+    srv->nlst = 0;
+    ev_timer_stop(srv->loop, &srv->accept_retry);
+    /* Connections not yet upgraded just go; open ones get 1001. Each
+     * moves to L_CLOSING or is destroyed, so the lists shrink. */
+    while (srv->lists[L_HANDSHAKE].head)
+        conn_destroy(srv, srv->lists[L_HANDSHAKE].head);
+    for (int l = L_OPEN; l <= L_PAUSED; l++)
+        while (srv->lists[l].head)
+            conn_close(srv, srv->lists[l].head, EEV_CLOSE_GOING_AWAY, "going away");
+    if (srv->nconn == 0) {
+        ev_break(srv->loop, EVBREAK_ALL);
+        return;
+    }
+    ev_timer_set(&srv->shutdown_timer, srv->cfg->shutdown_timeout, 0);
+    ev_timer_start(srv->loop, &srv->shutdown_timer);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    struct server *srv = w->data;
+
+    (void)loop;
+    (void)revents;
+    if (w->signum == SIGHUP) {
+        log_info("SIGHUP: nothing to reload");
+        return;
+    }
+    log_info("%s received", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(srv);
+}
+
+/* ---- setup ---- */
+
+int server_init(struct server *srv, struct ev_loop *loop, const struct config *cfg)
+{
+    int rv;
+
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->t0 = ev_now(loop);
+    srv->m.start_time = ev_time();
+    srv->cb = conn_callbacks;
+    srv->opt.role = EEV_ROLE_SERVER;
+    srv->opt.max_message_size = cfg->max_message_size;
+    srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
+    srv->rbuf = malloc(512 * 1024);
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!srv->rbuf) {
+        fprintf(stderr, "echo-ev: out of memory\n");
+        return 1;
+    }
+    srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
+    srv->lists[L_OPEN].timeout = cfg->ping_interval > 0 ? cfg->ping_interval : cfg->idle_timeout;
+    srv->lists[L_PAUSED].timeout = cfg->backpressure_timeout;
+    srv->lists[L_CLOSING].timeout = CLOSE_WAIT;
+    for (int l = 0; l < L_COUNT; l++) {
+        ev_init(&srv->lists[l].timer, on_list_timer);
+        srv->lists[l].timer.data = srv;
+    }
+
+    /* Raise the soft descriptor limit to the hard one: each client is a
+     * descriptor. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    int inherited = sd_inherited_fds();
+    if (inherited > 0) {
+        for (int i = 0; i < inherited && srv->nlst < MAX_LISTENERS; i++) {
+            int fd = 3 + i;
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+            add_listener(srv, fd, 0);
+        }
+        log_info("using %d socket(s) from socket activation", inherited);
+    } else if ((rv = listen_on(srv, cfg->bind, cfg->port, 0)) != 0) {
+        return rv;
+    }
+    if (cfg->metrics_bind && (rv = listen_metrics(srv)) != 0)
+        return rv;
+
+    signal(SIGPIPE, SIG_IGN);
+    ev_signal_init(&srv->sig_int, on_signal, SIGINT);
+    ev_signal_init(&srv->sig_term, on_signal, SIGTERM);
+    ev_signal_init(&srv->sig_hup, on_signal, SIGHUP);
+    srv->sig_int.data = srv->sig_term.data = srv->sig_hup.data = srv;
+    ev_signal_start(loop, &srv->sig_int);
+    ev_signal_start(loop, &srv->sig_term);
+    ev_signal_start(loop, &srv->sig_hup);
+    ev_init(&srv->shutdown_timer, on_shutdown_timeout);
+    srv->shutdown_timer.data = srv;
+    ev_init(&srv->accept_retry, on_accept_retry);
+    srv->accept_retry.data = srv;
+    ev_timer_init(&srv->status_timer, on_status_timer, 5.0, 5.0);
+    srv->status_timer.data = srv;
+    ev_timer_start(loop, &srv->status_timer);
+    ev_unref(loop); /* status updates alone don't keep the loop alive */
+    uint64_t wd = sd_watchdog_interval();
+    if (wd) {
+        ev_timer_init(&srv->watchdog_timer, on_watchdog, 0, wd / 2e6);
+        ev_timer_again(loop, &srv->watchdog_timer);
+        ev_unref(loop);
+    }
+    return 0;
+}
+
+int server_run(struct server *srv)
+{
+    sd_tell("READY=1");
+    tell_status(srv);
+    ev_run(srv->loop, 0);
+    log_info("exiting");
+    free(srv->rbuf);
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
+    return 0;
+}

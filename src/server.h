@@ -1,0 +1,72 @@
+/*
+ * server.h - the listener side: sockets, accept, signals, timeouts and
+ * shutdown, for one libev loop on one thread.
+ */
+#ifndef EEV_SERVER_H
+#define EEV_SERVER_H
+
+#include <ev.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "eev/driver.h"
+#include "metrics.h"
+
+struct conn;
+
+/*
+ * Connections waiting on the same kind of deadline, oldest first. Every
+ * member of a list has the same timeout, so appending keeps the list in
+ * deadline order and one ev_timer (armed for the head) serves them all:
+ * the linked-list technique of the libev manual, "Be smart about timeouts".
+ */
+enum conn_list_id { L_NONE = 0, L_HANDSHAKE, L_OPEN, L_PAUSED, L_CLOSING, L_COUNT };
+
+struct conn_list {
+    struct conn *head, *tail;
+    ev_timer timer;
+    double timeout; /* seconds; 0: no deadline */
+};
+
+#define MAX_LISTENERS 16
+
+struct listener {
+    ev_io io;
+    int metrics_only; /* serves /metrics and /healthz, no WebSocket */
+};
+
+struct server {
+    struct ev_loop *loop;
+    const struct config *cfg;
+    eev_callbacks cb; /* shared by every connection's driver */
+    eev_options opt;
+    struct listener lst[MAX_LISTENERS];
+    int nlst;
+    struct conn_list lists[L_COUNT];
+    unsigned long nconn;
+    uint32_t next_id;
+    double t0;       /* ev_now() at start: origin of conn timestamps */
+    int reserve_fd;  /* spare fd for the EMFILE trick, or -1 */
+    double last_emfile_log;
+    uint8_t *rbuf;   /* shared read buffer */
+    int draining;
+    ev_signal sig_int, sig_term, sig_hup;
+    ev_timer shutdown_timer, status_timer, watchdog_timer, accept_retry;
+    struct metrics m;
+};
+
+/* Sets up listeners (inherited or bound). Returns 0, or 1 after printing
+ * why it cannot listen. */
+int server_init(struct server *srv, struct ev_loop *loop, const struct config *cfg);
+/* Runs until shut down; returns the exit status. */
+int server_run(struct server *srv);
+
+/* Conn timestamps: 1/64 s ticks since start, compared wrap-safely. */
+uint32_t server_ticks(const struct server *srv);
+
+void conn_list_add(struct server *srv, struct conn *c, int list);
+void conn_list_remove(struct server *srv, struct conn *c);
+/* Called by conn.c when a connection is gone. */
+void server_conn_gone(struct server *srv);
+
+#endif
