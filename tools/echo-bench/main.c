@@ -636,13 +636,21 @@ static void conn_start(conn *c)
 
 /* ---- run control --------------------------------------------------------- */
 
+/* Connect progress on stderr: a rewritten line on a terminal, otherwise
+ * one line a second (and a last one). */
 static void progress(int final)
 {
+    static uint64_t last;
     if (g.quiet || g.json > 1 || g.mode == MODE_CONNECT_RATE)
         return;
-    if (!g.progress_tty && !final)
+    uint64_t t = now_ns();
+    if (!final && t - last < (g.progress_tty ? NS_PER_S / 10 : NS_PER_S))
         return;
-    fprintf(stderr, "\rconnecting %u/%u%s", g.up, g.conns, final ? "\n" : "");
+    last = t;
+    if (g.progress_tty)
+        fprintf(stderr, "\rconnecting %u/%u%s", g.up, g.conns, final ? "\n" : "");
+    else
+        fprintf(stderr, "connecting %u/%u%s\n", g.up, g.conns, final ? " done" : "");
 }
 
 static void begin_close(void)
