@@ -1,0 +1,211 @@
+/*
+ * test_close.c - the closing handshake (RFC 6455 §5.5.1, §7): received
+ * Close frames, status code validity, our own close, EOF.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static void close_frame(sbuf *b, int masked, int code, const char *reason, size_t rlen)
+{
+    uint8_t p[128];
+    size_t n = 0;
+
+    if (code >= 0) {
+        p[n++] = (uint8_t)(code >> 8);
+        p[n++] = (uint8_t)code;
+    }
+    memcpy(p + n, reason, rlen);
+    n += rlen;
+    sb_frame(b, 0x88, masked, p, n);
+}
+
+static void test_close_code_valid(void)
+{
+    int bad = 0;
+
+    note("eev_close_code_valid");
+    for (unsigned c = 0; c < 70000; c++) {
+        int want = (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1014) || (c >= 3000 && c <= 4999);
+        if (!!eev_close_code_valid(c) != want) {
+            if (bad++ < 5)
+                note("code %u: got %d, want %d", c, eev_close_code_valid(c), want);
+        }
+    }
+    ok(bad == 0, "valid exactly for 1000-1003, 1007-1014, 3000-4999 (%d wrong)", bad);
+    ok(!eev_close_code_valid(1005) && !eev_close_code_valid(1006) && !eev_close_code_valid(1015), "1005, 1006, 1015 invalid");
+}
+
+static void test_close_received(void)
+{
+    static const int invalid[] = {0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535};
+    static const int valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999};
+    sbuf in = {0};
+    char name[64];
+    trec r;
+
+    note("received Close frames");
+    sb_frame(&in, 0x88, 1, "\x03", 1);
+    tfail("close with a 1-byte payload", &tsrv, in.p, in.len, 1002);
+    for (size_t i = 0; i < sizeof(invalid) / sizeof(invalid[0]); i++) {
+        sb_reset(&in);
+        close_frame(&in, 1, invalid[i], "", 0);
+        snprintf(name, sizeof(name), "close with invalid code %d", invalid[i]);
+        tfail(name, &tsrv, in.p, in.len, 1002);
+    }
+    for (size_t i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+        sb_reset(&in);
+        close_frame(&in, 1, valid[i], "", 0);
+        snprintf(name, sizeof(name), "close %d", valid[i]);
+        tsplit(name, &tsrv, in.p, in.len, &r);
+        ok(tclose_code(&r) == valid[i] && tfr_count(&r.out) == 1 && r.n_error == 0 && r.n_close == 1 &&
+               r.close.code_received == valid[i] && r.close.code_sent == valid[i] && r.close.clean &&
+               eev_driver_finished(r.d) && eev_driver_state(r.d) == EEV_STATE_CLOSED && !eev_driver_want_read(r.d),
+           "%s: echoed, on_close recv %u sent %u clean %d", name, r.close.code_received, r.close.code_sent,
+           r.close.clean);
+        trec_end(&r);
+    }
+    sb_reset(&in);
+    sb_frame(&in, 0x88, 1, "", 0);
+    tsplit("empty close", &tsrv, in.p, in.len, &r);
+    ok(r.out.len == 2 && r.out.p[0] == 0x88 && r.out.p[1] == 0x00, "empty close: empty close reply (%s)",
+       thex(r.out.p, r.out.len));
+    ok(r.n_close == 1 && r.close.code_received == 1005 && r.close.clean && eev_driver_finished(r.d),
+       "empty close: on_close recv 1005, clean");
+    trec_end(&r);
+
+    sb_reset(&in);
+    close_frame(&in, 1, 1001, "going \xE2\x82\xAC", 9);
+    tsplit("close with a reason", &tsrv, in.p, in.len, &r);
+    ok(tclose_code(&r) == 1001 && r.close_reason.len == 9 && memcmp(r.close_reason.p, "going \xE2\x82\xAC", 9) == 0,
+       "reason reported");
+    trec_end(&r);
+    sb_reset(&in);
+    close_frame(&in, 1, 1000, "bad \xFF", 5);
+    tfail("close reason with invalid UTF-8", &tsrv, in.p, in.len, 1007);
+    sb_reset(&in);
+    close_frame(&in, 1, 1000, "cut \xE2\x82", 6);
+    tfail("close reason with truncated UTF-8", &tsrv, in.p, in.len, 1007);
+
+    /* Data after the peer's Close is ignored. */
+    sb_reset(&in);
+    close_frame(&in, 1, 1000, "", 0);
+    sb_frame(&in, 0x81, 1, "late", 4);
+    tsplit("data after close", &tsrv, in.p, in.len, &r);
+    ok(r.n_message == 0 && tfr_count(&r.out) == 1, "frames after a received Close are ignored");
+    trec_end(&r);
+
+    /* Close between fragments. */
+    sb_reset(&in);
+    sb_frame(&in, 0x01, 1, "Hel", 3);
+    close_frame(&in, 1, 1000, "", 0);
+    tsplit("close inside a fragmented message", &tsrv, in.p, in.len, &r);
+    ok(r.n_message == 0 && tclose_code(&r) == 1000 && r.close.clean, "close between fragments: echoed, no message");
+    trec_end(&r);
+
+    /* Client role: the echoed close is masked. */
+    sb_reset(&in);
+    close_frame(&in, 0, 1000, "", 0);
+    tsplit("client: server closes", &tcli, in.p, in.len, &r);
+    {
+        tfr f;
+        size_t n = tfr_parse(r.out.p, r.out.len, &f);
+        ok(n && f.op == 8 && f.masked && f.len == 2 && f.data[0] == 0x03 && f.data[1] == 0xE8 && r.close.clean,
+           "client: close echoed masked");
+        tfr_free(&f);
+    }
+    trec_end(&r);
+    sb_free(&in);
+}
+
+static void test_close_initiated(void)
+{
+    sbuf in = {0};
+    trec r;
+    char r124[124];
+
+    note("eev_driver_close: we close first");
+    if (trec_start(&r, &tsrv) != 0)
+        return;
+    ok(eev_driver_close(r.d, 1000, "bye", 3) == 0, "close queued");
+    tdrain(&r);
+    ok(tclose_code(&r) == 1000 && r.out.len == 7 && memcmp(r.out.p + 4, "bye", 3) == 0, "Close 1000 'bye' sent");
+    ok(eev_driver_state(r.d) == EEV_STATE_CLOSING && eev_driver_want_read(r.d) && !eev_driver_finished(r.d),
+       "CLOSING, still reading");
+    ok(eev_driver_send(r.d, EEV_OP_TEXT, "x", 1) == EEV_ERR_STATE && eev_driver_binary(r.d, "x", 1) == EEV_ERR_STATE &&
+           eev_driver_ping(r.d, "x", 1) == EEV_ERR_STATE,
+       "send after close: EEV_ERR_STATE");
+    ok(eev_driver_close(r.d, 1000, NULL, 0) == EEV_ERR_STATE, "second close: EEV_ERR_STATE");
+    sb_frame(&in, 0x81, 1, "late", 4);
+    sb_frame(&in, 0x01, 1, "fr", 2);
+    sb_frame(&in, 0x80, 1, "ag", 2);
+    tfeed(&r, in.p, in.len);
+    ok(r.n_message == 0 && r.n_error == 0, "data frames after our Close are not delivered");
+    sb_reset(&in);
+    close_frame(&in, 1, 1000, "", 0);
+    sb_reset(&r.out);
+    tfeed(&r, in.p, in.len);
+    ok(r.out.len == 0, "no second Close sent");
+    ok(eev_driver_finished(r.d) && eev_driver_state(r.d) == EEV_STATE_CLOSED, "finished after the peer's reply");
+    ok(r.n_close == 1 && r.close.code_received == 1000 && r.close.code_sent == 1000 && r.close.clean,
+       "on_close recv 1000 sent 1000 clean (got %u %u %d)", r.close.code_received, r.close.code_sent, r.close.clean);
+    eev_driver_eof(r.d);
+    ok(r.n_close == 1, "eof after a clean close: no second on_close");
+    trec_end(&r);
+
+    /* Reply with a different code. */
+    if (trec_start(&r, &tsrv) == 0) {
+        eev_driver_close(r.d, 4000, NULL, 0);
+        sb_reset(&in);
+        close_frame(&in, 1, 1001, "", 0);
+        tfeed(&r, in.p, in.len);
+        ok(r.close.code_received == 1001 && r.close.code_sent == 4000 && r.close.clean, "codes differ: reported");
+    }
+    trec_end(&r);
+
+    /* Close without a code. */
+    if (trec_start(&r, &tsrv) == 0) {
+        ok(eev_driver_close(r.d, 0, NULL, 0) == 0, "close with no code");
+        tdrain(&r);
+        ok(r.out.len == 2 && r.out.p[0] == 0x88 && r.out.p[1] == 0, "empty Close sent");
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        memset(r124, 'r', sizeof(r124));
+        ok(eev_driver_close(r.d, 1000, r124, 124) == EEV_ERR_ARG, "reason of 124 bytes: EEV_ERR_ARG");
+        ok(eev_driver_close(r.d, 1005, NULL, 0) == EEV_ERR_ARG, "code 1005: EEV_ERR_ARG");
+        ok(eev_driver_close(r.d, 1000, r124, 123) == 0, "reason of 123 bytes accepted");
+    }
+    trec_end(&r);
+
+    /* A ping while CLOSING still gets... nothing wrong; pong optional. EOF in CLOSING. */
+    if (trec_start(&r, &tsrv) == 0) {
+        eev_driver_close(r.d, 1000, NULL, 0);
+        eev_driver_eof(r.d);
+        ok(r.n_close == 1 && r.close.code_received == 1006 && r.close.code_sent == 1000 && !r.close.clean,
+           "eof while CLOSING: 1006, not clean");
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        eev_driver_eof(r.d);
+        ok(r.n_close == 1 && r.close.code_received == 1006 && r.close.code_sent == 0 && !r.close.clean &&
+               !eev_driver_want_read(r.d),
+           "eof while OPEN: on_close 1006, sent 0");
+        eev_driver_eof(r.d);
+        ok(r.n_close == 1, "on_close only once");
+    }
+    trec_end(&r);
+    sb_free(&in);
+}
+
+int main(void)
+{
+    test_close_code_valid();
+    test_close_received();
+    test_close_initiated();
+    return done_testing();
+}
