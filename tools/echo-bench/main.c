@@ -539,6 +539,10 @@ static void conn_proceed(conn *c)
         if (after >= before || after != 0)
             break; /* nothing written, or the socket is full */
     }
+    /* A refused handshake reports on_error but no on_close: the driver is
+     * simply CLOSED. */
+    if (eev_driver_state(c->drv) == EEV_STATE_CLOSED)
+        c->closed = 1;
     /* After our own Close, wait for the server to close TCP first (RFC 6455
      * §7.1.1: the TIME_WAIT then stays on its side); otherwise the end of the
      * protocol ends the connection. */
