@@ -30,7 +30,7 @@
 #include "page.h"
 #include "server.h"
 
-#define RBUF_SIZE (512 * 1024)
+
 #define READS_PER_EVENT 4 /* fairness: then let other connections run */
 #define IOV_MAX_BATCH 64
 
@@ -161,7 +161,7 @@ static int on_readable(struct server *srv, struct conn *c)
     eev_driver *d = conn_driver(c);
 
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = read(c->io.fd, srv->rbuf, RBUF_SIZE);
+        ssize_t n = read(c->io.fd, srv->rbuf, SERVER_RBUF_SIZE);
         if (n > 0) {
             if (c->flags & C_LINGER)
                 continue; /* draining: discard */
@@ -176,7 +176,7 @@ static int on_readable(struct server *srv, struct conn *c)
                 return -1;
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
-            if ((size_t)n < RBUF_SIZE || !eev_driver_want_read(d) ||
+            if ((size_t)n < SERVER_RBUF_SIZE || !eev_driver_want_read(d) ||
                 eev_driver_out_len(d) > srv->cfg->high_water)
                 return 0;
         } else if (n == 0) {

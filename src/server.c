@@ -434,12 +434,13 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.role = EEV_ROLE_SERVER;
     srv->opt.max_message_size = cfg->max_message_size;
     srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
-    srv->rbuf = malloc(512 * 1024);
+    srv->rbuf = malloc(SERVER_RBUF_SIZE);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!srv->rbuf) {
         fprintf(stderr, "echo-ev: out of memory\n");
         return 1;
     }
+    memset(srv->rbuf, 0, SERVER_RBUF_SIZE); /* fault it in now: it is in use from the first read */
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
     srv->lists[L_OPEN].timeout = cfg->ping_interval > 0 ? cfg->ping_interval : cfg->idle_timeout;
     srv->lists[L_PAUSED].timeout = cfg->backpressure_timeout;

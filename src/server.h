@@ -29,6 +29,8 @@ struct conn_list {
 };
 
 #define MAX_LISTENERS 16
+/* The shared read buffer: one read can take many pipelined frames. */
+#define SERVER_RBUF_SIZE (512 * 1024)
 
 struct listener {
     ev_io io;

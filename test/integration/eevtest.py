@@ -5,6 +5,8 @@ Stdlib + websockets only (run with /usr/bin/python3). Everything talks to
 """
 
 import base64
+import json
+import shutil
 import os
 import re
 import signal
@@ -539,3 +541,22 @@ class Shared:
             return
         rc = self.srv.stop()
         self.srv.assert_clean_exit(rc)
+
+
+def node_results(script, args, timeout):
+    node = shutil.which("node") or shutil.which("nodejs")
+    check(node is not None, "node not installed")
+    check(os.path.isdir(os.path.join(HERE, "..", "node_modules", "ws")), "test/node_modules missing: run `npm ci` in test/")
+    p = subprocess.run([node, os.path.join(HERE, script), *args], cwd=HERE, stdin=subprocess.DEVNULL,
+                       capture_output=True, timeout=timeout * slow_factor())
+    out = []
+    for ln in p.stdout.decode("utf-8", "replace").splitlines():
+        try:
+            r = json.loads(ln)
+        except ValueError:
+            continue
+        out.append((r["name"], r["ok"], r.get("detail", "")))
+    check(out, "%s printed no results (exit %d): %s" % (script, p.returncode, p.stderr.decode()[-2000:]))
+    if p.returncode != 0 and all(ok for _, ok, _ in out):
+        out.append(("exit status", False, "exit %d: %s" % (p.returncode, p.stderr.decode()[-2000:])))
+    return out
