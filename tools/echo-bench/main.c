@@ -451,11 +451,11 @@ static int may_produce(conn *c)
  * everything due (open loop). */
 static void produce(conn *c)
 {
-    if (g.mode != MODE_ECHO || (g.phase != PH_RUN && g.phase != PH_GRACE) || c->state != C_OPEN)
+    /* Nothing is sent after t_end, not even an open-loop backlog: the grace
+     * period only waits for echoes of what was sent. */
+    if (g.mode != MODE_ECHO || g.phase != PH_RUN || c->state != C_OPEN)
         return;
     if (g.rate == 0) {
-        if (g.phase != PH_RUN)
-            return;
         uint64_t t = 0;
         while (c->next_seq - c->ack_seq < g.inflight && may_produce(c)) {
             if (!t)
@@ -687,13 +687,7 @@ static int grace_done(void)
 {
     if (g.mode == MODE_CONNECT_RATE)
         return g.live == 0;
-    if (g.outstanding)
-        return 0;
-    if (g.rate > 0)
-        for (uint32_t i = 0; i < g.conns; i++)
-            if (g.c[i].state == C_OPEN && !g.c[i].closed && g.c[i].next_due < g.t_end)
-                return 0;
-    return 1;
+    return g.outstanding == 0;
 }
 
 /* Moves on when the current phase has nothing left to wait for. */
@@ -934,6 +928,10 @@ static void report_human(void)
         printf(" %s %.1fus", i == 3 ? "p99.9" : pct_names[i], (double)hist_percentile(&g.lat, pcts[i]) / 1e3);
     printf(" max %.1fus mean %.1fus (%" PRIu64 " samples)\n", (double)g.lat.max / 1e3,
            g.lat.cnt ? (double)g.lat.sum / (double)g.lat.cnt / 1e3 : 0.0, g.lat.cnt);
+    if (g.backlog)
+        printf("warning:    --rate was not reached: %" PRIu64 " intended sends were never made (latency\n"
+               "            of those is unbounded; the sent ones count from their intended time)\n",
+               g.backlog);
     printf("errors:     lost %" PRIu64 ", corrupted %" PRIu64 ", out-of-order %" PRIu64 ", unexpected %" PRIu64
            ", connection %" PRIu64 "%s\n",
            g.lost, g.corrupted, g.out_of_order, g.unexpected, g.conn_errors, has_errors() ? "  FAIL" : "");
