@@ -139,6 +139,10 @@ static void proceed(struct server *srv, struct conn *c)
 
     if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
         linger(srv, c);
+    } else if ((c->list == L_OPEN || c->list == L_PAUSED) && eev_driver_state(d) >= EEV_STATE_CLOSING) {
+        /* Closing or failed with output still queued: bound the wait. */
+        c->flags &= (uint8_t)~C_PAUSED;
+        conn_list_add(srv, c, L_CLOSING);
     } else if (!(c->flags & C_LINGER) && eev_driver_state(d) == EEV_STATE_OPEN) {
         if (!(c->flags & C_PAUSED) && queued > srv->cfg->high_water) {
             /* The peer reads slower than it writes: stop reading until
@@ -255,16 +259,19 @@ void conn_close(struct server *srv, struct conn *c, uint16_t code, const char *r
 {
     eev_driver *d = conn_driver(c);
 
-    if (c->flags & C_LINGER)
+    switch (eev_driver_state(d)) {
+    case EEV_STATE_CONNECTING:
+        conn_destroy(srv, c);
         return;
-    if (eev_driver_state(d) != EEV_STATE_OPEN) {
-        if (eev_driver_state(d) == EEV_STATE_CONNECTING)
-            conn_destroy(srv, c);
-        return;
+    case EEV_STATE_OPEN:
+        eev_driver_close(d, code, reason, strlen(reason));
+        break;
+    default:
+        break; /* closing already */
     }
-    eev_driver_close(d, code, reason, strlen(reason));
     c->flags &= (uint8_t)~C_PAUSED;
-    conn_list_add(srv, c, L_CLOSING);
+    if (!(c->flags & C_LINGER))
+        conn_list_add(srv, c, L_CLOSING);
     if (flush(c) < 0) {
         eev_driver_eof(d);
         conn_destroy(srv, c);
