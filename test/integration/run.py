@@ -108,10 +108,12 @@ def child(modname, filters):
     except Exception:
         emit(modname + ": import", False, traceback.format_exc())
         return
+    ran = 0
     for name, fn, timeout in list(_REGISTRY):
         full = "%s: %s" % (modname[5:], name)
         if filters and not any(f in full for f in filters):
             continue
+        ran += 1
         ok, detail, subs = _run_one(fn, timeout)
         if subs is not None:
             for sname, sok, sdetail in subs:
@@ -119,7 +121,7 @@ def child(modname, filters):
         else:
             emit(full, ok, detail)
     fin = getattr(mod, "teardown", None)
-    if fin:
+    if fin and ran:
         ok, detail, _ = _run_one(fin, 60)
         emit("%s: teardown (server exit 0, no sanitizer report)" % modname[5:], ok, detail)
 
