@@ -38,6 +38,11 @@ unsigned frame_mask(uint8_t *p, size_t len, const uint8_t key[4], unsigned phase
     uint64_t k64;
     size_t i = 0;
 
+    if (len < 8) { /* short payloads: not worth building the word key */
+        for (; i < len; i++)
+            p[i] ^= key[(phase + i) & 3];
+        return (unsigned)((phase + len) & 3);
+    }
     for (int j = 0; j < 8; j++)
         rot[j] = key[(phase + j) & 3];
     memcpy(&k64, rot, 8);

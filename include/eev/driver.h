@@ -141,8 +141,10 @@ typedef struct eev_callbacks {
     /* A ping arrived (it is answered automatically unless no_auto_pong). */
     void (*on_ping)(eev_driver *d, const uint8_t *p, size_t len, void *ud);
     void (*on_pong)(eev_driver *d, const uint8_t *p, size_t len, void *ud);
-    /* The connection ended: called once, for a clean close handshake, a
-     * failure or eev_driver_eof(). */
+    /* An open connection ended: called once, for a clean close handshake,
+     * a failure or eev_driver_eof(). Never called for a connection that
+     * did not open (a refused or abandoned handshake: see on_error and
+     * eev_driver_finished()). */
     void (*on_close)(eev_driver *d, const eev_close_arg *c, void *ud);
     /* The peer broke the protocol (or the handshake); a Close with
      * close_code (or an HTTP refusal) has been queued. */
