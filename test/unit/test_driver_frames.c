@@ -149,6 +149,7 @@ static void test_frames_fail_rules(void)
         tfail("64-bit length with the top bit set", &tsrv, top, sizeof(top), 1002);
     }
     tfail("client: masked pong from server", &tcli, pong_hello_masked, sizeof(pong_hello_masked), 1002);
+    sb_free(&in);
 }
 
 static void test_frames_size_limits(void)

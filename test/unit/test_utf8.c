@@ -230,6 +230,7 @@ static void test_utf8_fragments(void)
     sb_frame(&in, 0x01, 1, "ab\xE2", 3);
     sb_frame(&in, 0x80, 1, "(", 1);
     tfail("bad continuation in the next fragment", &tsrv, in.p, in.len, 1007);
+    sb_free(&in);
 }
 
 static void check_fast(const char *name, const sbuf *in, size_t feed)

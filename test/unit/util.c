@@ -457,6 +457,8 @@ static void norm_out(const sbuf *out, sbuf *dst)
     size_t off = 0, n;
     tfr f;
 
+    if (out->len == 0)
+        return;
     if (out->len >= 5 && (memcmp(out->p, "HTTP/", 5) == 0 || memcmp(out->p, "GET ", 4) == 0)) {
         const char *e = strstr((const char *)out->p, "\r\n\r\n");
         off = e ? (size_t)(e + 4 - (const char *)out->p) : out->len;
