@@ -263,6 +263,22 @@ static void test_handshake_frames_after_head(void)
         tfr_free(&f);
     }
     trec_end(&r);
+
+    /* A head followed by more than max_head_size bytes of frames. */
+    {
+        uint8_t *big = malloc(20000);
+        memset(big, 'z', 20000);
+        sb_reset(&in);
+        sb_puts(&in, treq_upgrade);
+        sb_frame(&in, 0x82, 1, big, 20000);
+        if (trec_start(&r, &scn) == 0) {
+            tfeed(&r, in.p, in.len);
+            ok(r.n_open == 1 && r.n_message == 1 && r.msgs.len == 20000 && r.n_error == 0,
+               "head + 20000-byte frame in one read: not mistaken for a big head (error %d)", r.error_code);
+        }
+        trec_end(&r);
+        free(big);
+    }
     sb_free(&in);
 }
 
