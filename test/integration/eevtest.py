@@ -63,7 +63,8 @@ class Server:
 
     LISTEN_RE = re.compile(r"listening on \[?([0-9a-fA-F.:]+?)\]?:(\d+)")
 
-    def __init__(self, *args, env=None, bind="127.0.0.1", port=0, start_timeout=15.0):
+    def __init__(self, *args, env=None, bind="127.0.0.1", port=0, start_timeout=15.0, signal_on_listen=None):
+        self.signal_on_listen = signal_on_listen  # sent from the reader the moment the line appears
         self.args = [binary()]
         if port is not None:
             self.args += ["--port", str(port)]
@@ -116,6 +117,8 @@ class Server:
                 m = self.LISTEN_RE.search(line)
                 if m:
                     self.port = int(m.group(2))
+                    if self.signal_on_listen:
+                        self.proc.send_signal(self.signal_on_listen)
                     self._listening.set()
 
     def alive(self):

@@ -70,12 +70,35 @@ def sigint():
 @test("SIGHUP is logged and ignored")
 def sighup():
     with Server() as srv:
+        assert_served(srv.port)  # loop running: this checks the handler, not the start-up race below
         n = srv.nlines()
         srv.signal(signal.SIGHUP)
         srv.wait_log(r"(?i)hup", start=n)
         time.sleep(0.2)
         srv.assert_alive()
         assert_served(srv.port)
+
+
+@test("signals right after the 'listening on' line: SIGHUP ignored, SIGTERM exits 0 (5 runs each)")
+def early_signals():
+    # A supervisor may signal as soon as the server says it listens; the
+    # handlers must be in place by then.
+    for sig, want_alive in ((signal.SIGHUP, True), (signal.SIGTERM, False)):
+        for i in range(5):
+            srv = Server(signal_on_listen=sig).start()
+            try:
+                rc = srv.wait(1.0 * slow_factor())
+                if want_alive:
+                    check(rc is None, "%s right after 'listening on' killed the server (status %s), run %d"
+                          % (sig.name, rc, i))
+                    assert_served(srv.port)
+                    rc = srv.stop()
+                else:
+                    rc = rc if rc is not None else srv.wait(10 * slow_factor())
+                check(rc == 0, "%s right after 'listening on': exit status %s, want 0 (run %d)" % (sig.name, rc, i))
+                srv.assert_clean_exit(rc)
+            finally:
+                srv.kill()
 
 
 @test("port in use: second server exits 1 with 'cannot listen'")
