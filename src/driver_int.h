@@ -22,6 +22,7 @@ enum {
     F_SPLIT = 1 << 4,        /* current frame's payload is being copied */
     F_REPLIED = 1 << 5,      /* on_request answered with http_reply */
     F_HTTP_CLOSE = 1 << 6,   /* close after the HTTP response */
+    F_IN_REQUEST = 1 << 7,   /* inside on_request: http_reply allowed */
 };
 
 struct hs_state; /* handshake buffer, allocated only while CONNECTING */

@@ -173,6 +173,14 @@ static int name_is(const eev_header *hd, const char *name)
     return hd->name_len == n && strncasecmp(hd->name, name, n) == 0;
 }
 
+static size_t header_count(const http_head *h, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < h->req.header_cnt; i++)
+        n += name_is(&h->headers[i], name);
+    return n;
+}
+
 const eev_header *http_header(const http_head *h, const char *name)
 {
     for (size_t i = 0; i < h->req.header_cnt; i++)
@@ -243,7 +251,8 @@ int ws_check_request(const http_head *h, const eev_header **key, const char **wh
         return *why = "WebSocket handshake must use GET", 400;
     if (r->minor_version < 1)
         return *why = "WebSocket handshake needs HTTP/1.1", 400;
-    if (!http_header(h, "host"))
+    const eev_header *host = http_header(h, "host");
+    if (!host || host->value_len == 0)
         return *why = "missing Host header", 400;
     if (!r->is_websocket)
         return *why = "missing 'Upgrade: websocket'", 400;
@@ -255,7 +264,7 @@ int ws_check_request(const http_head *h, const eev_header **key, const char **wh
     if (ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0)
         return *why = "unsupported Sec-WebSocket-Version (only 13)", 426;
     *key = http_header(h, "sec-websocket-key");
-    if (!key_valid(*key))
+    if (!key_valid(*key) || header_count(h, "sec-websocket-key") != 1)
         return *why = "missing or malformed Sec-WebSocket-Key", 400;
     return 0;
 }

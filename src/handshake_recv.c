@@ -96,8 +96,7 @@ static int refuse(eev_driver *d, int status, const char *why)
 int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, const void *body,
                           size_t body_len, int close)
 {
-    if (d->opt->role != EEV_ROLE_SERVER || d->state != EEV_STATE_CONNECTING ||
-        (d->flags & F_REPLIED))
+    if (!(d->flags & F_IN_REQUEST) || (d->flags & F_REPLIED))
         return EEV_ERR_STATE;
     close = close || (d->flags & F_HTTP_CLOSE);
     int rv = queue_response(d, status, extra_headers, body, body_len, close);
@@ -153,8 +152,13 @@ static int server_head(eev_driver *d, const char *buf, size_t len)
         d->flags |= F_HTTP_CLOSE;
     if (has_body(&h))
         d->flags |= F_HTTP_CLOSE;
-    if (d->cb->on_request && d->cb->on_request(d, &h.req, d->ud) != 0)
-        return EEV_ERR_CALLBACK;
+    if (d->cb->on_request) {
+        d->flags |= F_IN_REQUEST;
+        int rv = d->cb->on_request(d, &h.req, d->ud);
+        d->flags &= (uint8_t)~F_IN_REQUEST;
+        if (rv != 0)
+            return EEV_ERR_CALLBACK;
+    }
     if (d->flags & F_REPLIED) {
         if (d->flags & F_HTTP_CLOSE) {
             d->state = EEV_STATE_CLOSED;
