@@ -324,7 +324,7 @@ def push_binary(sock, total, seconds, chunk):
     return sent, None
 
 
-@test("client sending 200 MiB and never reading: RSS bounded, others served", timeout=90)
+@test("client pushing up to 200 MiB and never reading: backpressure, RSS bounded, others served", timeout=90)
 def never_reads():
     env = {}
     if sanitized():
@@ -354,6 +354,10 @@ def never_reads():
         check(served >= 3, "only %d liveness checks while the hog pushed" % served)
         check(peak - base < 100 * 1024, "server RSS grew by %d KiB (> 100 MiB) while a client did not read" % (peak - base))
         srv.assert_alive()
+        m = metrics(srv.port)
+        if sent < (200 << 20):  # the server stopped reading: it must say so
+            check(m.get("echo_ev_backpressure_pauses_total", 0) >= 1,
+                  "only %d MiB accepted but backpressure_pauses_total is %r" % (sent >> 20, m.get("echo_ev_backpressure_pauses_total")))
         hog.close()
         assert_served(srv.port)
 
