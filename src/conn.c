@@ -138,6 +138,13 @@ static void proceed(struct server *srv, struct conn *c)
     size_t queued = eev_driver_out_len(d);
 
     if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
+        /* After a clean close handshake the peer sends nothing more, so
+         * close() cannot reset our last frame; otherwise half-close and
+         * drain first. */
+        if (c->flags & C_CLEAN) {
+            conn_destroy(srv, c);
+            return;
+        }
         linger(srv, c);
     } else if ((c->list == L_OPEN || c->list == L_PAUSED) && eev_driver_state(d) >= EEV_STATE_CLOSING) {
         /* Closing or failed with output still queued: bound the wait. */
@@ -453,6 +460,8 @@ static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
     struct conn *c = ud;
 
     (void)d;
+    if (a->clean)
+        c->flags |= C_CLEAN;
     c->code = a->clean ? a->code_received : a->code_sent ? a->code_sent : EEV_CLOSE_ABNORMAL;
 }
 

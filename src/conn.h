@@ -19,6 +19,7 @@ enum {
     C_LINGER = 1 << 2,   /* our side is shut: draining input until EOF */
     C_METRICS = 1 << 3,  /* accepted on the metrics listener */
     C_OPENED = 1 << 4,   /* the WebSocket opened (logged, counted) */
+    C_CLEAN = 1 << 5,    /* both Close frames exchanged: no input can follow */
 };
 
 /*

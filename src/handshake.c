@@ -9,6 +9,7 @@
 #include "handshake.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -32,11 +33,13 @@ size_t http_head_end(const char *buf, size_t len, size_t from)
     return 0;
 }
 
+/* RFC 9110 §5.6.2 token characters: ALPHA DIGIT !#$%&'*+-.^_`|~, as a
+ * 256-bit set. */
+static const uint32_t tchar_set[8] = {0x00000000, 0x03ff6cfa, 0xc7fffffe, 0x57ffffff, 0x00000000, 0x00000000, 0x00000000, 0x00000000};
+
 static int is_tchar(unsigned char c)
 {
-    /* RFC 9110 §5.6.2 token characters. */
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c && strchr("!#$%&'*+-.^_`|~", c));
+    return (tchar_set[c >> 5] >> (c & 31)) & 1;
 }
 
 /* Returns the end of the line starting at p (before CRLF/LF) and sets *next
