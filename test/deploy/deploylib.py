@@ -269,3 +269,40 @@ def rmtree(d):
 
 def which(name):
     return shutil.which(name) or (os.path.exists("/usr/sbin/" + name) and "/usr/sbin/" + name) or None
+
+
+# ---------------------------------------------------------------------------
+# A raw, synchronous WebSocket client (for holding connections open without
+# an event loop).
+
+def ws_open_raw(port, host="127.0.0.1", path="/", timeout=5.0):
+    """Connects and completes the upgrade; returns the socket."""
+    import base64
+    key = base64.b64encode(os.urandom(16)).decode()
+    s = socket.create_connection((host, port), timeout=timeout)
+    s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (path, host, port, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        s.close()
+        raise Fail("upgrade refused: %r" % head[:200])
+    return s
+
+
+def ws_frame(opcode, payload):
+    """A masked client frame."""
+    import struct
+    key = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        hdr = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return hdr + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
