@@ -48,7 +48,9 @@ static void list_arm(struct server *srv, int id)
     }
     if (ev_is_active(&l->timer))
         return; /* armed for an older head, which is no later than this one */
-    double due = srv->t0 + l->head->placed / 64.0 + l->timeout - ev_now(srv->loop);
+    /* placed is rounded down to a tick: aim one tick late, so the head is
+     * surely due when the timer fires and the loop never spins on it. */
+    double due = srv->t0 + (l->head->placed + 1) / 64.0 + l->timeout - ev_now(srv->loop);
     ev_timer_set(&l->timer, due > 0 ? due : 0, 0);
     ev_timer_start(srv->loop, &l->timer);
 }
