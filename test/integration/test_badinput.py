@@ -376,3 +376,52 @@ def backpressure_drop():
         check(dropped, "stalled client still connected after %.1fs (%d MiB pushed)" % (dt, sent >> 20))
         hog.close()
         assert_served(srv.port)
+
+
+@test("handshake_failures_total{reason=...}: exact counts for each refusal reason", timeout=60)
+def failure_reasons():
+    with Server("--handshake-timeout", "1", "--max-connections", "3") as srv:
+        key = 'echo_ev_handshake_failures_total{reason="%s"}'
+        before = metrics(srv.port)
+        refused(srv.port, b"BLAH\r\n\r\n", 400)
+        refused(srv.port, upgrade_request(srv.port, omit=("Sec-WebSocket-Key",)), 400)
+        c = Conn(connect(srv.port))
+        c.sendall(upgrade_request(srv.port, omit=("Sec-WebSocket-Version",), extra=[("Sec-WebSocket-Version", "8")]))
+        check(read_response(c).status == 426, "version 8 not 426")
+        c.close()
+        c = Conn(connect(srv.port))
+        try:
+            c.sendall(upgrade_request(srv.port, extra=[("Cookie", "x" * 10000)]))
+        except OSError:
+            pass
+        check(read_response(c).status == 431, "oversize head not 431")
+        c.close()
+        c = Conn(connect(srv.port))
+        c.sendall(b"GET / HTTP/1.1\r\n")
+        check(c.wait_eof(6 * slow_factor()), "stalled head not dropped")
+        c.close()
+        held = [RawWS.open(srv.port) for _ in range(3)]
+        c = Conn(connect(srv.port))
+        import select
+        if not select.select([c.sock], [], [], 0.5)[0]:
+            try:
+                c.sendall(upgrade_request(srv.port))
+            except OSError:
+                pass
+        check(read_response(c).status == 503, "4th connection not 503")
+        c.close()
+        for h in held:
+            h.send(0x8, close_payload(1000))
+            h.expect_close()
+            h.close()
+
+        def scrape():
+            try:
+                return metrics(srv.port)
+            except Exception:
+                return None
+        after = poll(scrape, 5, 0.2)
+        check(after is not None, "/metrics unreachable after the held clients closed")
+        want = {"bad_request": 2, "version": 1, "too_large": 1, "timeout": 1, "capacity": 1}
+        got = {r: after.get(key % r, 0) - before.get(key % r, 0) for r in want}
+        check(got == want, "handshake failure deltas %r, want %r" % (got, want))

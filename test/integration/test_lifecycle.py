@@ -3,6 +3,7 @@
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -219,3 +220,73 @@ async def ping_interval():
         await good.send("alive")
         check(await asyncio.wait_for(good.recv(), 5) == "alive", "ponging client echo")
         await good.close()
+
+
+def ipv6_loopback():
+    try:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind(("::1", 0))
+        s.close()
+        return True
+    except OSError:
+        return False
+
+
+@test("default bind: dual-stack [::] serves 127.0.0.1 and ::1 (or 0.0.0.0 without IPv6)")
+def default_bind():
+    with Server(bind=None) as srv:
+        line = srv.wait_log(r"listening on")
+        if ipv6_loopback():
+            check("[::]:%d" % srv.port in line, "start-up line %r, want [::]:%d" % (line, srv.port))
+            s = socket.create_connection(("::1", srv.port), timeout=5)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            data = b""
+            while True:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            check(data.startswith(b"HTTP/1.1 200"), "via ::1: %r" % data[:80])
+        else:
+            check("0.0.0.0:%d" % srv.port in line, "start-up line %r" % line)
+        assert_served(srv.port)
+
+
+@test("--log-format json: one JSON object per line; --log-level error: no per-connection lines")
+def log_formats():
+    import json
+    with Server("--log-format", "json") as srv:
+        assert_served(srv.port)
+        srv.wait_log(r"closed")
+        for ln in srv.log_text().splitlines():
+            try:
+                obj = json.loads(ln)
+            except ValueError:
+                raise AssertionError("not JSON: %r" % ln)
+            check(isinstance(obj, dict), "not an object: %r" % ln)
+    # the start-up line is info: with --log-level error it may not appear, so pick the port here
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.Popen([binary(), "--bind", "127.0.0.1", "--port", str(port), "--log-level", "error"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        from eevtest import poll
+        def up():
+            try:
+                assert_served(port)
+                return True
+            except Exception:
+                return False
+        check(poll(up, 5, 0.1), "server with --log-level error not serving")
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10 * slow_factor())
+        check(p.returncode == 0, "exit %d" % p.returncode)
+        text = err.decode("utf-8", "replace")
+        check(" open" not in text and "closed code" not in text, "info lines with --log-level error: %r" % text[:500])
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
