@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""--reuse-port: two echo-ev processes on one port both accept connections
+(counted from their "open" log lines); without the flag the second one
+fails with "Address already in use" and exit 1; when one stops, the other
+keeps serving the port."""
+
+import re
+
+from deploylib import ECHO_EV, Proc, Tap, check, free_port, start_server, ws_frame, ws_open_raw
+
+N = 48  # connections; the kernel hashes each 4-tuple to one of the sockets
+
+t = Tap()
+port = free_port()
+a, _ = start_server("--reuse-port", port=port, name="a")
+b = None
+try:
+    b, _ = start_server("--reuse-port", port=port, name="b")
+    t.ok(True, "a second echo-ev with --reuse-port binds the same port %d" % port)
+
+    def both_accept():
+        for _ in range(N):
+            s = ws_open_raw(port)
+            s.sendall(ws_frame(1, b"x"))
+            echo = s.recv(16)
+            check(echo == b"\x81\x01x", "bad echo %r" % echo)
+            s.close()
+        opens = lambda p: len(re.findall(r"#\d+ \S+ open", p.text()))  # noqa: E731
+        na, nb = opens(a), opens(b)
+        check(na > 0 and nb > 0, "connections per process: a=%d b=%d (one never accepted)" % (na, nb),
+              "a:\n%s\nb:\n%s" % (a.text()[-2000:], b.text()[-2000:]))
+        t.diag("of %d connections, a accepted %d and b %d" % (N, na, nb))
+    t.run("both processes accept connections on the shared port", both_accept)
+
+    def without_flag():
+        p = Proc([ECHO_EV, "--bind", "127.0.0.1", "--port", port])
+        rc = p.wait(10)
+        out = p.text()
+        p.kill()
+        check(rc == 1, "exit status %r (expected 1)" % rc, out)
+        check(re.search(r"cannot listen on \S*:%d: Address already in use" % port, out), "message", out)
+    t.run("without --reuse-port a third process fails: Address already in use, exit 1", without_flag)
+
+    def one_left():
+        check(b.stop() == 0, "b did not exit 0", b.text())
+        for _ in range(8):
+            s = ws_open_raw(port)
+            s.sendall(ws_frame(2, b"\x01\x02"))
+            check(s.recv(16) == b"\x82\x02\x01\x02", "bad echo from a")
+            s.close()
+    t.run("after one stops, the other serves every new connection", one_left)
+    t.ok(a.stop() == 0, "a exits 0 on SIGTERM", a.text())
+finally:
+    a.kill()
+    if b:
+        b.kill()
+t.done()
