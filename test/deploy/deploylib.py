@@ -256,6 +256,16 @@ def http_get(port, path, host="127.0.0.1", timeout=5.0):
     for line in lines[1:]:
         k, _, v = line.partition(":")
         headers[k.strip().lower()] = v.strip()
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        out = b""
+        while body:
+            size_line, _, rest = body.partition(b"\r\n")
+            n = int(size_line.split(b";")[0] or b"0", 16)
+            if n == 0:
+                break
+            out += rest[:n]
+            body = rest[n + 2:]
+        body = out
     return status, headers, body
 
 
