@@ -23,10 +23,6 @@
 static const eev_options default_options;
 static const eev_callbacks no_callbacks;
 
-struct rng_pool {
-    uint16_t pos;
-    uint8_t b[256];
-};
 
 const char *eev_strerror(int rv)
 {
@@ -83,10 +79,8 @@ void eev_driver_free(eev_driver *d)
 {
     outq_free(&d->oq);
     driver_hs_free(d);
-    free(d->rng);
     free(d->msg);
     free(d->ctl);
-    d->rng = NULL;
     d->msg = d->ctl = NULL;
 }
 
@@ -95,29 +89,6 @@ void eev_driver_del(eev_driver *d)
     if (d) {
         eev_driver_free(d);
         free(d);
-    }
-}
-
-void driver_random(eev_driver *d, uint8_t *out, size_t n)
-{
-    if (!d->rng && (d->rng = malloc(sizeof(*d->rng))) != NULL)
-        d->rng->pos = sizeof(d->rng->b);
-    while (n > 0) {
-        if (!d->rng) { /* no pool: ask the kernel each time */
-            ssize_t got = getrandom(out, n, 0);
-            if (got > 0) {
-                out += got;
-                n -= (size_t)got;
-            }
-            continue;
-        }
-        if (d->rng->pos == sizeof(d->rng->b)) {
-            if (getrandom(d->rng->b, sizeof(d->rng->b), 0) != (ssize_t)sizeof(d->rng->b))
-                continue; /* EINTR or a short read before the pool is seeded: retry */
-            d->rng->pos = 0;
-        }
-        *out++ = d->rng->b[d->rng->pos++];
-        n--;
     }
 }
 
@@ -186,7 +157,7 @@ static void drop_message(eev_driver *d)
 {
     free(d->msg);
     d->msg = NULL;
-    d->msg_cap = d->msg_len = 0;
+    d->msg_len = 0;
     d->msg_op = 0;
 }
 
@@ -385,30 +356,20 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
         rv = EEV_ERR_CALLBACK;
     free(d->msg); /* NULL when the owner took it */
     d->msg = NULL;
-    d->msg_cap = d->msg_len = 0;
+    d->msg_len = 0;
     return rv;
 }
 
-/* Appends a piece of the open message to d->msg. */
+/* Appends a piece of the open message to d->msg. The first piece of each
+ * frame sizes the buffer for the whole frame (the header told us), so a
+ * frame costs at most one realloc however it is split. */
 static int msg_append(eev_driver *d, const uint8_t *p, size_t n)
 {
-    uint64_t need = d->msg_len + n;
-
-    if (need > d->msg_cap) {
-        /* Room for the rest of this frame at once, doubling for runs of
-         * small fragments; never beyond the message limit. */
-        uint64_t cap = d->msg_len + d->remaining;
-        if (cap < d->msg_cap * 2)
-            cap = d->msg_cap * 2;
-        if (cap > max_message(d))
-            cap = max_message(d);
-        if (cap < need)
-            cap = need;
-        uint8_t *m = realloc(d->msg, cap);
+    if (!(d->flags & F_SPLIT)) {
+        uint8_t *m = realloc(d->msg, d->msg_len + n + d->remaining);
         if (!m)
             return EEV_ERR_NOMEM;
         d->msg = m;
-        d->msg_cap = cap;
     }
     memcpy(d->msg + d->msg_len, p, n);
     d->msg_len += n;
@@ -422,6 +383,9 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
     unsigned op = d->fb0 & FRAME_OPCODE;
     int whole = n == d->remaining && !(d->flags & F_SPLIT);
     int rv = 0;
+
+    if (n == 0 && d->remaining > 0)
+        return 0; /* the header ended the input: the payload comes next time */
 
     if (d->opt->role == EEV_ROLE_SERVER)
         d->mask_phase = (uint8_t)frame_mask(p, n, d->mask, d->mask_phase);
@@ -471,7 +435,7 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
                 return n;
             p += n;
             if (d->state != EEV_STATE_CONNECTING)
-                driver_hs_free(d);
+                driver_hs_done(d);
             continue;
         }
         if (!eev_driver_want_read(d))
@@ -541,7 +505,6 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
     if (client)
         frame_mask(d->msg, m->len, key, 0);
     d->msg = NULL; /* the queue owns it now */
-    d->msg_cap = 0;
     return 0;
 }
 

@@ -25,8 +25,9 @@ enum {
     F_IN_REQUEST = 1 << 7,   /* inside on_request: http_reply allowed */
 };
 
-struct hs_state; /* handshake buffer, allocated only while CONNECTING */
-struct rng_pool; /* client role: getrandom() bytes for masking keys */
+/* Handshake buffer, allocated only while CONNECTING; the client role
+ * keeps its small header for the pool of masking-key bytes. */
+struct hs_state;
 
 struct eev_driver {
     const eev_callbacks *cb; /* borrowed */
@@ -34,10 +35,8 @@ struct eev_driver {
     void *ud;
     outq oq;
     struct hs_state *hs;
-    struct rng_pool *rng;
     uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
     uint64_t msg_len;   /* bytes of the open message received so far */
-    uint64_t msg_cap;   /* allocated size of msg */
     uint64_t remaining; /* payload bytes of the current frame still due */
     uint8_t *ctl;       /* control payload split across reads (<= 125) */
     uint32_t utf8;      /* validation state of the open text message */
@@ -65,6 +64,8 @@ struct eev_driver {
 ssize_t driver_handshake_recv(eev_driver *d, uint8_t *in, size_t len);
 int driver_client_start(eev_driver *d);
 void driver_hs_free(eev_driver *d);
+/* The handshake is over: drop its buffer (the client keeps its key pool). */
+void driver_hs_done(eev_driver *d);
 
 /* driver.c, shared with the handshake side */
 int driver_fail(eev_driver *d, uint16_t code, const char *why);

@@ -16,8 +16,10 @@
 #include "handshake.h"
 
 struct hs_state {
-    size_t len, cap;        /* bytes held in buf, and its size */
-    char key[WS_KEY_LEN + 1]; /* client role: the key we sent */
+    uint16_t rng_pos;         /* client: next unused byte of rng */
+    uint8_t rng[256];         /* client: getrandom() bytes for masking keys */
+    char key[WS_KEY_LEN + 1]; /* client: the key we sent */
+    size_t len, cap;          /* bytes held in buf, and its size */
     char buf[];
 };
 
@@ -38,7 +40,7 @@ static int hs_append(eev_driver *d, const uint8_t *p, size_t n)
     size_t need = (hs ? hs->len : 0) + n;
 
     if (!hs || need > hs->cap) {
-        size_t cap = hs ? hs->cap * 2 : 1024;
+        size_t cap = hs && hs->cap ? hs->cap * 2 : 1024;
         while (cap < need)
             cap *= 2;
         hs = realloc(hs, sizeof(*hs) + cap);
@@ -47,6 +49,7 @@ static int hs_append(eev_driver *d, const uint8_t *p, size_t n)
         if (!d->hs) {
             hs->len = 0;
             hs->key[0] = 0;
+            hs->rng_pos = sizeof(hs->rng);
         }
         hs->cap = cap;
         d->hs = hs;
@@ -54,6 +57,43 @@ static int hs_append(eev_driver *d, const uint8_t *p, size_t n)
     memcpy(hs->buf + hs->len, p, n);
     hs->len += n;
     return 0;
+}
+
+void driver_hs_done(eev_driver *d)
+{
+    if (d->opt->role == EEV_ROLE_SERVER || !d->hs) {
+        driver_hs_free(d);
+        return;
+    }
+    struct hs_state *hs = realloc(d->hs, sizeof(*hs)); /* keep the key pool */
+    if (hs)
+        d->hs = hs;
+    d->hs->len = d->hs->cap = 0;
+}
+
+void driver_random(eev_driver *d, uint8_t *out, size_t n)
+{
+    struct hs_state *hs = d->hs;
+
+    if (!hs && hs_append(d, (const uint8_t *)"", 0) == 0)
+        hs = d->hs;
+    while (n > 0) {
+        if (!hs) { /* no memory for a pool: ask the kernel each time */
+            ssize_t got = getrandom(out, n, 0);
+            if (got > 0) {
+                out += got;
+                n -= (size_t)got;
+            }
+            continue;
+        }
+        if (hs->rng_pos == sizeof(hs->rng)) {
+            if (getrandom(hs->rng, sizeof(hs->rng), 0) != (ssize_t)sizeof(hs->rng))
+                continue; /* EINTR, or a short read before the pool is seeded */
+            hs->rng_pos = 0;
+        }
+        *out++ = hs->rng[hs->rng_pos++];
+        n--;
+    }
 }
 
 /* Queues a complete HTTP response. */

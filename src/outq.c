@@ -7,8 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Inline chunks are at least this big, so small frames share one. */
+/* Inline chunks are at least this big, so small frames share one. The
+ * first chunk of an empty queue is smaller: most batches (a handshake
+ * response, a few small echoes) fit in it, and a block that small comes
+ * from malloc's per-thread cache instead of fragmenting the heap between
+ * connection objects. */
 #define CHUNK_MIN 16384
+#define CHUNK_FIRST (1000 - sizeof(outq_chunk))
 
 struct outq_chunk {
     outq_chunk *next;
@@ -36,7 +41,8 @@ uint8_t *outq_reserve(outq *q, size_t n)
     outq_chunk *c = q->tail;
 
     if (!c || c->ext || c->cap - c->len < n) {
-        size_t cap = n < CHUNK_MIN ? CHUNK_MIN : n;
+        size_t min = q->head ? CHUNK_MIN : CHUNK_FIRST;
+        size_t cap = n < min ? min : n;
         c = malloc(sizeof(*c) + cap);
         if (!c)
             return NULL;
