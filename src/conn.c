@@ -80,13 +80,27 @@ static void update_events(struct server *srv, struct conn *c)
     }
 }
 
+/* Both Close frames went by: the peer sends nothing more. */
+static int closed_cleanly(struct conn *c)
+{
+    uint16_t sent, rcvd;
+    eev_driver_close_codes(conn_driver(c), &sent, &rcvd);
+    return sent && rcvd;
+}
+
 void conn_destroy(struct server *srv, struct conn *c)
 {
     char peer[64];
 
     if (c->flags & C_OPENED) {
-        log_info("#%u %s closed code=%u", c->id, conn_peer(c, peer, sizeof(peer)), c->code);
-        metrics_count_close(&srv->m, c->code);
+        /* The peer's code, else ours (a failure, or no answer to our
+         * Close), else 1006: the connection just went away. */
+        uint16_t sent, rcvd;
+        eev_driver_close_codes(conn_driver(c), &sent, &rcvd);
+        uint16_t code = rcvd ? rcvd : sent ? sent : EEV_CLOSE_ABNORMAL;
+        log_info("#%u %s closed code=%u%s", c->id, conn_peer(c, peer, sizeof(peer)), code,
+                 sent && rcvd ? "" : " (no close handshake)");
+        metrics_count_close(&srv->m, code);
     } else {
         log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
     }
@@ -141,7 +155,7 @@ static void proceed(struct server *srv, struct conn *c)
         /* After a clean close handshake the peer sends nothing more, so
          * close() cannot reset our last frame; otherwise half-close and
          * drain first. */
-        if (c->flags & C_CLEAN) {
+        if (closed_cleanly(c)) {
             conn_destroy(srv, c);
             return;
         }
@@ -176,8 +190,7 @@ static int on_readable(struct server *srv, struct conn *c)
         if (n > 0) {
             if (c->flags & C_LINGER)
                 continue; /* draining: discard */
-            c->last_rx = server_ticks(srv);
-            c->flags &= (uint8_t)~C_PING_OUT;
+            c->flags = (uint8_t)((c->flags & ~C_PING_OUT) | C_RX);
             ssize_t rv = eev_driver_recv(d, srv->rbuf, (size_t)n);
             if (rv < 0) {
                 log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
@@ -247,7 +260,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metri
         c->port = ntohs(s4->sin_port);
     }
     c->id = ++srv->next_id;
-    c->last_rx = c->last_msg = server_ticks(srv);
+    c->last_msg = server_ticks(srv);
     if (metrics_only)
         c->flags |= C_METRICS;
     if (eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
@@ -303,12 +316,9 @@ void conn_expire(struct server *srv, struct conn *c, int list)
     case L_PAUSED:
         log_info("#%u %s backpressure timeout: echoes unread for %gs", c->id,
                  conn_peer(c, peer, sizeof(peer)), cfg->backpressure_timeout);
-        c->code = EEV_CLOSE_ABNORMAL;
         conn_destroy(srv, c);
         return;
     case L_CLOSING:
-        if (!(c->flags & C_LINGER) && c->code == 0)
-            c->code = EEV_CLOSE_ABNORMAL;
         conn_destroy(srv, c);
         return;
     }
@@ -318,11 +328,10 @@ void conn_expire(struct server *srv, struct conn *c, int list)
         conn_close(srv, c, EEV_CLOSE_NORMAL, "idle timeout");
         return;
     }
-    if (cfg->ping_interval > 0 && (int32_t)(c->last_rx - c->placed) <= 0) {
+    if (cfg->ping_interval > 0 && !(c->flags & C_RX)) {
         /* Nothing arrived since the last check. */
         if (c->flags & C_PING_OUT) {
             log_info("#%u %s ping timeout", c->id, conn_peer(c, peer, sizeof(peer)));
-            c->code = EEV_CLOSE_ABNORMAL;
             conn_destroy(srv, c);
             return;
         }
@@ -335,6 +344,7 @@ void conn_expire(struct server *srv, struct conn *c, int list)
         }
         update_events(srv, c);
     }
+    c->flags &= (uint8_t)~C_RX;
     conn_list_add(srv, c, L_OPEN); /* re-placed at the tail */
 }
 
@@ -446,23 +456,13 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
 
     srv->m.msgs_in++;
     srv->m.bytes_in += m->len;
-    c->last_msg = c->last_rx;
+    c->last_msg = server_ticks(srv);
     int rv = eev_driver_send_message(d, m);
     if (rv == 0) {
         srv->m.msgs_out++;
         srv->m.bytes_out += m->len;
     }
     return rv == EEV_ERR_NOMEM ? -1 : 0;
-}
-
-static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
-{
-    struct conn *c = ud;
-
-    (void)d;
-    if (a->clean)
-        c->flags |= C_CLEAN;
-    c->code = a->clean ? a->code_received : a->code_sent ? a->code_sent : EEV_CLOSE_ABNORMAL;
 }
 
 static void on_error(eev_driver *d, const eev_error_arg *e, void *ud)
@@ -488,6 +488,5 @@ const eev_callbacks conn_callbacks = {
     .on_request = on_request,
     .on_open = on_open,
     .on_message = on_message,
-    .on_close = on_close,
     .on_error = on_error,
 };

@@ -19,24 +19,23 @@ enum {
     C_LINGER = 1 << 2,   /* our side is shut: draining input until EOF */
     C_METRICS = 1 << 3,  /* accepted on the metrics listener */
     C_OPENED = 1 << 4,   /* the WebSocket opened (logged, counted) */
-    C_CLEAN = 1 << 5,    /* both Close frames exchanged: no input can follow */
+    C_RX = 1 << 5,       /* input arrived since the last ping check */
 };
 
 /*
  * Kept small: an idle open connection costs this struct plus the driver
- * embedded after it, and nothing else.
+ * embedded after it (one malloc), and nothing else. 96 + 120 bytes fit
+ * malloc's 224-byte size class.
  */
 struct conn {
     ev_io io;                 /* io.data points at the server */
     struct conn *prev, *next; /* in srv->lists[list] */
     uint32_t placed;          /* when it joined its list (ticks) */
-    uint32_t last_rx;         /* last input (ticks) */
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;
+    uint16_t port;            /* peer port */
     uint8_t list;             /* enum conn_list_id */
     uint8_t flags;            /* C_* */
-    uint16_t code;            /* close code for the log and metrics */
-    uint16_t port;            /* peer port */
     uint8_t addr[16];         /* peer address, IPv4 as v4-mapped IPv6 */
     _Alignas(8) unsigned char drv[]; /* eev_driver, eev_driver_size() bytes */
 };

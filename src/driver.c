@@ -80,8 +80,7 @@ void eev_driver_free(eev_driver *d)
     outq_free(&d->oq);
     driver_hs_free(d);
     free(d->msg);
-    free(d->ctl);
-    d->msg = d->ctl = NULL;
+    d->msg = NULL;
 }
 
 void eev_driver_del(eev_driver *d)
@@ -395,17 +394,16 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
     if (frame_opcode_is_control(op)) {
         if (whole)
             return on_control(d, op, p, n);
-        if (!d->ctl && !(d->ctl = malloc(FRAME_MAX_CONTROL)))
-            return EEV_ERR_NOMEM;
-        memcpy(d->ctl + d->ctl_len, p, n);
-        d->ctl_len = (uint8_t)(d->ctl_len + n);
+        const uint8_t *ctl;
+        size_t ctl_len;
+        if ((rv = driver_ctl_append(d, p, n, &ctl, &ctl_len)) < 0)
+            return rv;
         d->flags |= F_SPLIT;
         if (d->remaining)
             return 0;
-        rv = on_control(d, op, d->ctl, d->ctl_len);
-        free(d->ctl);
-        d->ctl = NULL;
-        d->ctl_len = 0;
+        rv = on_control(d, op, ctl, ctl_len);
+        if (d->state != EEV_STATE_CONNECTING)
+            driver_hs_done(d); /* the server frees the buffer again */
         return rv;
     }
     if (d->flags & F_CLOSE_SENT) /* §1.4: data after our Close is dropped */
@@ -555,6 +553,12 @@ int eev_driver_finished(const eev_driver *d)
 eev_state eev_driver_state(const eev_driver *d)
 {
     return (eev_state)d->state;
+}
+
+void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *received)
+{
+    *sent = d->code_sent;
+    *received = d->code_rcvd;
 }
 
 const char *eev_driver_protocol(const eev_driver *d)

@@ -25,8 +25,9 @@ enum {
     F_IN_REQUEST = 1 << 7,   /* inside on_request: http_reply allowed */
 };
 
-/* Handshake buffer, allocated only while CONNECTING; the client role
- * keeps its small header for the pool of masking-key bytes. */
+/* Auxiliary state, allocated only while needed: the handshake buffer
+ * while CONNECTING, a control frame split across reads, and (client role,
+ * for the driver's life) the pool of masking-key bytes. */
 struct hs_state;
 
 struct eev_driver {
@@ -38,7 +39,6 @@ struct eev_driver {
     uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
     uint64_t msg_len;   /* bytes of the open message received so far */
     uint64_t remaining; /* payload bytes of the current frame still due */
-    uint8_t *ctl;       /* control payload split across reads (<= 125) */
     uint32_t utf8;      /* validation state of the open text message */
     uint16_t code_sent, code_rcvd;
     uint8_t hdr[FRAME_MAX_HEADER]; /* a header split across reads */
@@ -47,7 +47,6 @@ struct eev_driver {
     uint8_t mask[4];
     uint8_t mask_phase; /* key offset of the next payload byte */
     uint8_t fb0;        /* FIN/RSV/opcode byte of the current frame */
-    uint8_t ctl_len;    /* bytes in ctl */
     uint8_t msg_op;     /* opcode of the open message, 0 when none */
     uint8_t msg_rsv1;
     uint8_t state;      /* eev_state */
@@ -66,6 +65,10 @@ int driver_client_start(eev_driver *d);
 void driver_hs_free(eev_driver *d);
 /* The handshake is over: drop its buffer (the client keeps its key pool). */
 void driver_hs_done(eev_driver *d);
+/* Gathers a control payload split across reads; *out and *len show what
+ * has arrived so far (the whole payload once d->remaining is 0). Returns 0
+ * or EEV_ERR_NOMEM. */
+int driver_ctl_append(eev_driver *d, const uint8_t *p, size_t n, const uint8_t **out, size_t *len);
 
 /* driver.c, shared with the handshake side */
 int driver_fail(eev_driver *d, uint16_t code, const char *why);

@@ -19,6 +19,8 @@ struct hs_state {
     uint16_t rng_pos;         /* client: next unused byte of rng */
     uint8_t rng[256];         /* client: getrandom() bytes for masking keys */
     char key[WS_KEY_LEN + 1]; /* client: the key we sent */
+    uint8_t ctl_len;          /* bytes in ctl */
+    uint8_t ctl[125];         /* a control payload split across reads */
     size_t len, cap;          /* bytes held in buf, and its size */
     char buf[];
 };
@@ -40,15 +42,16 @@ static int hs_append(eev_driver *d, const uint8_t *p, size_t n)
     size_t need = (hs ? hs->len : 0) + n;
 
     if (!hs || need > hs->cap) {
-        size_t cap = hs && hs->cap ? hs->cap * 2 : 1024;
+        size_t cap = hs && hs->cap ? hs->cap * 2 : n ? 1024 : 0;
         while (cap < need)
-            cap *= 2;
+            cap = cap ? cap * 2 : 1024;
         hs = realloc(hs, sizeof(*hs) + cap);
         if (!hs)
             return EEV_ERR_NOMEM;
         if (!d->hs) {
             hs->len = 0;
             hs->key[0] = 0;
+            hs->ctl_len = 0;
             hs->rng_pos = sizeof(hs->rng);
         }
         hs->cap = cap;
@@ -69,6 +72,21 @@ void driver_hs_done(eev_driver *d)
     if (hs)
         d->hs = hs;
     d->hs->len = d->hs->cap = 0;
+}
+
+int driver_ctl_append(eev_driver *d, const uint8_t *p, size_t n, const uint8_t **out, size_t *len)
+{
+    int rv;
+
+    if (!d->hs && (rv = hs_append(d, (const uint8_t *)"", 0)) < 0)
+        return rv;
+    memcpy(d->hs->ctl + d->hs->ctl_len, p, n);
+    d->hs->ctl_len = (uint8_t)(d->hs->ctl_len + n);
+    *out = d->hs->ctl;
+    *len = d->hs->ctl_len;
+    if (d->remaining == 0)
+        d->hs->ctl_len = 0; /* complete: the caller uses it before the next append */
+    return 0;
 }
 
 void driver_random(eev_driver *d, uint8_t *out, size_t n)

@@ -371,10 +371,7 @@ static void on_shutdown_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     log_info("shutdown timeout: dropping %lu connections", srv->nconn);
     for (int l = L_HANDSHAKE; l < L_COUNT; l++)
         while (srv->lists[l].head) {
-            struct conn *c = srv->lists[l].head;
-            if (!c->code)
-                c->code = EEV_CLOSE_ABNORMAL;
-            conn_destroy(srv, c);
+            conn_destroy(srv, srv->lists[l].head);
         }
     ev_break(loop, EVBREAK_ALL);
 }

@@ -271,6 +271,10 @@ int eev_driver_finished(const eev_driver *d);
 
 eev_state eev_driver_state(const eev_driver *d);
 
+/* The close codes so far: *sent is the code of our Close (1005: one
+ * without a code; 0: none sent), *received the peer's (likewise). */
+void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *received);
+
 /* The chosen subprotocol (NUL-terminated, borrowed from the options), or
  * NULL when none. */
 const char *eev_driver_protocol(const eev_driver *d);
