@@ -4,9 +4,10 @@
 fails with "Address already in use" and exit 1; when one stops, the other
 keeps serving the port."""
 
+import os
 import re
 
-from deploylib import ECHO_EV, Proc, Tap, check, free_port, start_server, ws_frame, ws_open_raw
+from deploylib import DIST_BUILD, ECHO_EV, Proc, Tap, check, free_port, start_server, ws_frame, ws_open_raw
 
 N = 48  # connections; the kernel hashes each 4-tuple to one of the sockets
 
@@ -54,4 +55,37 @@ finally:
     a.kill()
     if b:
         b.kill()
+
+
+def template_instances():
+    """echo-ev@.service's ExecStart=, expanded as systemd does for two
+    instances whose /etc/echo-ev/INSTANCE.conf set the same ECHO_EV_PORT."""
+    unit = open(os.path.join(DIST_BUILD, "echo-ev@.service")).read()
+    cmd = re.search(r"^ExecStart=(.*)$", unit, re.M).group(1).split()
+    tport = free_port()
+    procs = []
+    try:
+        for i in (1, 2):
+            env = {"ECHO_EV_PORT": str(tport), "ECHO_EV_OPTS": "--bind 127.0.0.1 --log-level info"}
+            argv = []
+            for w in cmd:
+                if w == "$ECHO_EV_OPTS":
+                    argv += env["ECHO_EV_OPTS"].split()  # unbraced: split on whitespace
+                else:
+                    argv.append(re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], w))
+            argv[0] = ECHO_EV
+            p = Proc(argv, name="instance%d" % i)
+            procs.append(p)
+            check(p.wait_log(r"listening on 127\.0\.0\.1:%d" % tport, 10), "instance %d did not listen" % i, p.text())
+        for _ in range(N):
+            s = ws_open_raw(tport)
+            s.close()
+        counts = [len(re.findall(r"#\d+ \S+ open", p.text())) for p in procs]
+        check(all(counts), "connections per instance: %s" % counts)
+        for p in procs:
+            check(p.stop() == 0, "instance exit status", p.text())
+    finally:
+        for p in procs:
+            p.kill()
+t.run("two echo-ev@ instances (ExecStart= as in the template) share one port", template_instances)
 t.done()
