@@ -108,7 +108,7 @@ void conn_destroy(struct server *srv, struct conn *c)
     ev_io_stop(srv->loop, &c->io);
     close(c->io.fd);
     eev_driver_free(conn_driver(c));
-    free(c);
+    pool_put(&srv->conn_pool, c);
     server_conn_gone(srv);
 }
 
@@ -242,7 +242,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 
 int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only)
 {
-    struct conn *c = malloc(sizeof(*c) + eev_driver_size());
+    struct conn *c = pool_get(&srv->conn_pool);
 
     if (!c) {
         close(fd);
@@ -264,7 +264,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metri
     if (metrics_only)
         c->flags |= C_METRICS;
     if (eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
-        free(c);
+        pool_put(&srv->conn_pool, c);
         close(fd);
         return -1;
     }

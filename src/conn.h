@@ -24,8 +24,7 @@ enum {
 
 /*
  * Kept small: an idle open connection costs this struct plus the driver
- * embedded after it (one malloc), and nothing else. 96 + 120 bytes fit
- * malloc's 224-byte size class.
+ * embedded after it (one 216-byte pool slot), and nothing else.
  */
 struct conn {
     ev_io io;                 /* io.data points at the server */

@@ -239,7 +239,8 @@ static int on_control(eev_driver *d, unsigned op, const uint8_t *p, size_t n)
 
 static uint64_t max_message(const eev_driver *d)
 {
-    return d->opt->max_message_size ? d->opt->max_message_size : DEFAULT_MAX_MESSAGE;
+    uint64_t m = d->opt->max_message_size ? d->opt->max_message_size : DEFAULT_MAX_MESSAGE;
+    return m > UINT32_MAX ? UINT32_MAX : m;
 }
 
 /* Checks what the first two header bytes decide (§5.2, §5.4, §5.5), as
@@ -306,7 +307,7 @@ static int on_header(eev_driver *d, const uint8_t *h)
     if (b1 & FRAME_MASK)
         memcpy(d->mask, k, 4);
     d->fb0 = b0;
-    d->remaining = len;
+    d->remaining = (uint32_t)len; /* checked against the limit above */
     d->mask_phase = 0;
     d->flags &= (uint8_t)~F_SPLIT;
     d->istate = IN_PAYLOAD;
@@ -371,14 +372,14 @@ static int msg_append(eev_driver *d, const uint8_t *p, size_t n)
         d->msg = m;
     }
     memcpy(d->msg + d->msg_len, p, n);
-    d->msg_len += n;
+    d->msg_len += (uint32_t)n;
     return 0;
 }
 
 static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
 {
     uint8_t *p = *pp;
-    size_t n = (uint64_t)(end - p) < d->remaining ? (size_t)(end - p) : (size_t)d->remaining;
+    size_t n = (size_t)(end - p) < d->remaining ? (size_t)(end - p) : d->remaining;
     unsigned op = d->fb0 & FRAME_OPCODE;
     int whole = n == d->remaining && !(d->flags & F_SPLIT);
     int rv = 0;

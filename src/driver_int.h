@@ -37,8 +37,9 @@ struct eev_driver {
     outq oq;
     struct hs_state *hs;
     uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
-    uint64_t msg_len;   /* bytes of the open message received so far */
-    uint64_t remaining; /* payload bytes of the current frame still due */
+    uint32_t msg_len;   /* bytes of the open message received so far */
+    uint32_t remaining; /* payload bytes of the current frame still due
+                         * (<= the message limit, which fits 32 bits) */
     uint32_t utf8;      /* validation state of the open text message */
     uint16_t code_sent, code_rcvd;
     uint8_t hdr[FRAME_MAX_HEADER]; /* a header split across reads */

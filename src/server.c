@@ -433,6 +433,7 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.role = EEV_ROLE_SERVER;
     srv->opt.max_message_size = cfg->max_message_size;
     srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
+    pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
     srv->rbuf = malloc(SERVER_RBUF_SIZE);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!srv->rbuf) {
@@ -504,6 +505,7 @@ int server_run(struct server *srv)
     ev_run(srv->loop, 0);
     log_info("exiting");
     free(srv->rbuf);
+    pool_destroy(&srv->conn_pool);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     return 0;

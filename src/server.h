@@ -11,6 +11,7 @@
 #include "config.h"
 #include "eev/driver.h"
 #include "metrics.h"
+#include "pool.h"
 
 struct conn;
 
@@ -51,6 +52,7 @@ struct server {
     int reserve_fd;  /* spare fd for the EMFILE trick, or -1 */
     double last_emfile_log;
     uint8_t *rbuf;   /* shared read buffer */
+    struct pool conn_pool; /* struct conn + driver, one slot each */
     int draining;
     ev_signal sig_int, sig_term, sig_hup;
     ev_timer shutdown_timer, status_timer, watchdog_timer, accept_retry;

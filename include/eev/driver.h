@@ -154,7 +154,8 @@ typedef struct eev_callbacks {
 typedef struct eev_options {
     eev_role role;
     /* Largest message (sum of its fragments) accepted, in bytes; larger ones
-     * fail with 1009 as soon as a header announces them. 0: 64 MiB. */
+     * fail with 1009 as soon as a header announces them. 0: 64 MiB; values
+     * above 4 GiB - 1 act as 4 GiB - 1. */
     uint64_t max_message_size;
     /* Largest HTTP head; larger ones are refused with 431. 0: 8 KiB. */
     size_t max_head_size;
