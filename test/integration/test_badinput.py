@@ -425,3 +425,42 @@ def failure_reasons():
         want = {"bad_request": 2, "version": 1, "too_large": 1, "timeout": 1, "capacity": 1}
         got = {r: after.get(key % r, 0) - before.get(key % r, 0) for r in want}
         check(got == want, "handshake failure deltas %r, want %r" % (got, want))
+
+
+@test("slow reader: echoes paused above --high-water resume below --low-water, all intact and in order", timeout=90)
+def pause_resume():
+    import threading
+    with Server("--high-water", "2M", "--low-water", "512K") as srv:
+        c = RawWS.open(srv.port)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        N = 40
+        res = {}
+
+        def sender():
+            try:
+                s = socket.socket(fileno=os.dup(c.sock.fileno()))
+                s.settimeout(60 * slow_factor())
+                for i in range(N):
+                    s.sendall(frame(0x2, bytes([i]) * (1 << 20), key=b"\0\0\0\0"))
+                s.close()
+                res["ok"] = True
+            except Exception as e:  # noqa
+                res["err"] = repr(e)
+        th = threading.Thread(target=sender, daemon=True)
+        th.start()
+        time.sleep(2)  # let the server hit the high-water mark
+        check(th.is_alive(), "all %d MiB were accepted while nobody read: no backpressure" % N)
+        m = metrics(srv.port)
+        check(m.get("echo_ev_backpressure_pauses_total", 0) >= 1, "backpressure_pauses_total %r" % m.get("echo_ev_backpressure_pauses_total"))
+        check(m.get("echo_ev_queued_bytes", 0) <= 8 << 20, "queued_bytes %r with --high-water 2M" % m.get("echo_ev_queued_bytes"))
+        for i in range(N):
+            op, got = c.recv_message(30 * slow_factor())
+            check(op == 0x2 and len(got) == 1 << 20 and got.count(bytes([i])) == len(got),
+                  "echo %d: op %r, %d bytes, first byte %r" % (i, op, len(got), got[:1]))
+        th.join(10)
+        check(res.get("ok"), "sender: %r" % res)
+        c.send(0x8, close_payload(1000))
+        code, _ = c.expect_close()
+        check(code == 1000, "close %d" % code)
+        c.close()
+        assert_served(srv.port)
