@@ -63,8 +63,7 @@ class Server:
 
     LISTEN_RE = re.compile(r"listening on \[?([0-9a-fA-F.:]+?)\]?:(\d+)")
 
-    def __init__(self, *args, env=None, bind="127.0.0.1", port=0, start_timeout=15.0, signal_on_listen=None):
-        self.signal_on_listen = signal_on_listen  # sent from the reader the moment the line appears
+    def __init__(self, *args, env=None, bind="127.0.0.1", port=0, start_timeout=15.0):
         self.args = [binary()]
         if port is not None:
             self.args += ["--port", str(port)]
@@ -117,8 +116,6 @@ class Server:
                 m = self.LISTEN_RE.search(line)
                 if m:
                     self.port = int(m.group(2))
-                    if self.signal_on_listen:
-                        self.proc.send_signal(self.signal_on_listen)
                     self._listening.set()
 
     def alive(self):
