@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -108,6 +109,23 @@ static int parse_size(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* An IPv4 or IPv6 literal, the latter optionally in brackets. */
+static int is_ip_literal(const char *s, size_t n)
+{
+    char buf[INET6_ADDRSTRLEN + 1];
+    unsigned char addr[16];
+
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(buf))
+        return 0;
+    memcpy(buf, s, n);
+    buf[n] = 0;
+    return inet_pton(AF_INET6, buf, addr) == 1 || inet_pton(AF_INET, buf, addr) == 1;
+}
+
 static int parse_secs(const char *s, double *out)
 {
     char *end;
@@ -147,7 +165,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
                 return bad(name, optarg, "expected 0-65535");
             cfg->port = (unsigned)v;
             break;
-        case OPT_BIND: cfg->bind = optarg; break;
+        case OPT_BIND:
+            if (!is_ip_literal(optarg, strlen(optarg)))
+                return bad(name, optarg, "expected an IPv4 or IPv6 address");
+            cfg->bind = optarg;
+            break;
         case OPT_REUSE_PORT: cfg->reuse_port = 1; break;
         case OPT_MAX_CONN:
             if (parse_size(optarg, 100000000, &v) < 0 || v == 0)
@@ -195,11 +217,14 @@ int config_parse(struct config *cfg, int argc, char **argv)
             list[(*cnt)++] = optarg;
             break;
         }
-        case OPT_METRICS_BIND:
-            if (!strrchr(optarg, ':'))
-                return bad(name, optarg, "expected ADDR:PORT");
+        case OPT_METRICS_BIND: {
+            const char *colon = strrchr(optarg, ':');
+            if (!colon || !is_ip_literal(optarg, (size_t)(colon - optarg)) ||
+                parse_size(colon + 1, 65535, &v) < 0 || strpbrk(colon + 1, "kKmMgG"))
+                return bad(name, optarg, "expected ADDR:PORT, e.g. 127.0.0.1:9100 or [::1]:9100");
             cfg->metrics_bind = optarg;
             break;
+        }
         case OPT_NO_METRICS: cfg->metrics = 0; break;
         case OPT_LOG_LEVEL:
             if (!strcmp(optarg, "error")) cfg->log_level = LOG_ERR;

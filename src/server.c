@@ -434,13 +434,6 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.max_message_size = cfg->max_message_size;
     srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
     pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
-    srv->rbuf = malloc(SERVER_RBUF_SIZE);
-    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (!srv->rbuf) {
-        fprintf(stderr, "echo-ev: out of memory\n");
-        return 1;
-    }
-    memset(srv->rbuf, 0, SERVER_RBUF_SIZE); /* fault it in now: it is in use from the first read */
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
     srv->lists[L_OPEN].timeout = cfg->ping_interval > 0 ? cfg->ping_interval : cfg->idle_timeout;
     srv->lists[L_PAUSED].timeout = cfg->backpressure_timeout;
@@ -449,6 +442,17 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         ev_init(&srv->lists[l].timer, on_list_timer);
         srv->lists[l].timer.data = srv;
     }
+
+    /* Signals first: one that arrives as soon as we listen must find its
+     * handler (libev records it until the loop runs). */
+    signal(SIGPIPE, SIG_IGN);
+    ev_signal_init(&srv->sig_int, on_signal, SIGINT);
+    ev_signal_init(&srv->sig_term, on_signal, SIGTERM);
+    ev_signal_init(&srv->sig_hup, on_signal, SIGHUP);
+    srv->sig_int.data = srv->sig_term.data = srv->sig_hup.data = srv;
+    ev_signal_start(loop, &srv->sig_int);
+    ev_signal_start(loop, &srv->sig_term);
+    ev_signal_start(loop, &srv->sig_hup);
 
     /* Raise the soft descriptor limit to the hard one: each client is a
      * descriptor. */
@@ -473,14 +477,13 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     if (cfg->metrics_bind && (rv = listen_metrics(srv)) != 0)
         return rv;
 
-    signal(SIGPIPE, SIG_IGN);
-    ev_signal_init(&srv->sig_int, on_signal, SIGINT);
-    ev_signal_init(&srv->sig_term, on_signal, SIGTERM);
-    ev_signal_init(&srv->sig_hup, on_signal, SIGHUP);
-    srv->sig_int.data = srv->sig_term.data = srv->sig_hup.data = srv;
-    ev_signal_start(loop, &srv->sig_int);
-    ev_signal_start(loop, &srv->sig_term);
-    ev_signal_start(loop, &srv->sig_hup);
+    srv->rbuf = malloc(SERVER_RBUF_SIZE);
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (!srv->rbuf) {
+        fprintf(stderr, "echo-ev: out of memory\n");
+        return 1;
+    }
+    memset(srv->rbuf, 0, SERVER_RBUF_SIZE); /* fault it in now: it is in use from the first read */
     ev_init(&srv->shutdown_timer, on_shutdown_timeout);
     srv->shutdown_timer.data = srv;
     ev_init(&srv->accept_retry, on_accept_retry);
