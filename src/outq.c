@@ -13,6 +13,7 @@
  * from malloc's per-thread cache instead of fragmenting the heap between
  * connection objects. */
 #define CHUNK_MIN 16384
+#define CHUNK_MAX (1024 * 1024)
 #define CHUNK_FIRST (1000 - sizeof(outq_chunk))
 
 struct outq_chunk {
@@ -41,7 +42,10 @@ uint8_t *outq_reserve(outq *q, size_t n)
     outq_chunk *c = q->tail;
 
     if (!c || c->ext || c->cap - c->len < n) {
-        size_t min = q->head ? CHUNK_MIN : CHUNK_FIRST;
+        /* Each new chunk of a busy queue is twice the last, so a large
+         * burst of echoes takes a few allocations, not one per frame. */
+        size_t min = !c ? CHUNK_FIRST : c->cap * 2 < CHUNK_MIN ? CHUNK_MIN
+                   : c->cap * 2 > CHUNK_MAX ? CHUNK_MAX : c->cap * 2;
         size_t cap = n < min ? min : n;
         c = malloc(sizeof(*c) + cap);
         if (!c)
