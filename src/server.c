@@ -484,6 +484,10 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         return 1;
     }
     memset(srv->rbuf, 0, SERVER_RBUF_SIZE); /* fault it in now: it is in use from the first read */
+    /* libcrypto loads its providers on first use: do it now, not during
+     * the first client's handshake. */
+    char warm[29];
+    eev_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, warm);
     ev_init(&srv->shutdown_timer, on_shutdown_timeout);
     srv->shutdown_timer.data = srv;
     ev_init(&srv->accept_retry, on_accept_retry);
