@@ -32,7 +32,7 @@
 
 
 #define READS_PER_EVENT 4 /* fairness: then let other connections run */
-#define IOV_MAX_BATCH 64
+#define IOV_MAX_BATCH 512 /* one writev for a read buffer of echoes */
 
 static inline struct conn *conn_of(ev_io *w)
 {
@@ -196,8 +196,14 @@ static int on_readable(struct server *srv, struct conn *c)
                 log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
                 return -1;
             }
+            /* Echoes go out straight from the read buffer; what the socket
+             * does not take is copied before the buffer is read into again. */
             if (flush(c) < 0)
                 return -1;
+            if (eev_driver_out_len(d) && eev_driver_out_settle(d) < 0) {
+                log_error("#%u out of memory queueing echoes", c->id);
+                return -1;
+            }
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
             if ((size_t)n < SERVER_RBUF_SIZE || !eev_driver_want_read(d) ||

@@ -19,6 +19,9 @@
 /* Payloads at least this long move into the output queue instead of being
  * copied (eev_driver_send_message); smaller ones pack into a shared chunk. */
 #define STEAL_MIN 16384
+/* With borrow_input, payloads at least this long are queued as views of the
+ * input; below it a copy costs less than another iovec. */
+#define BORROW_MIN 2048
 
 static const eev_options default_options;
 static const eev_callbacks no_callbacks;
@@ -492,10 +495,16 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
     uint8_t hdr[FRAME_MAX_HEADER], key[4];
     int client = d->opt->role == EEV_ROLE_CLIENT;
 
-    if (!d->msg || m->data != d->msg || m->len < STEAL_MIN)
-        return eev_driver_send(d, m->opcode, m->data, m->len);
+    int owned = d->msg && m->data == d->msg;
+
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
+    if (!owned && d->opt->borrow_input && !client && m->len >= BORROW_MIN) {
+        size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, NULL);
+        return outq_push_view(&d->oq, hdr, hl, m->data, m->len) < 0 ? EEV_ERR_NOMEM : 0;
+    }
+    if (!owned || m->len < STEAL_MIN)
+        return eev_driver_send(d, m->opcode, m->data, m->len);
     if (client)
         driver_random(d, key, 4);
     size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, client ? key : NULL);
@@ -529,6 +538,11 @@ int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
 void eev_driver_out_consume(eev_driver *d, size_t n)
 {
     outq_consume(&d->oq, n);
+}
+
+int eev_driver_out_settle(eev_driver *d)
+{
+    return outq_settle(&d->oq) < 0 ? EEV_ERR_NOMEM : 0;
 }
 
 size_t eev_driver_out_len(const eev_driver *d)

@@ -21,9 +21,10 @@ struct outq_chunk {
     size_t off;      /* bytes of this chunk already consumed */
     size_t len;      /* bytes of this chunk in use (header + data) */
     size_t cap;      /* inline capacity; 0 for an external chunk */
-    uint8_t *ext;    /* external payload (owned), after hdr */
+    uint8_t *ext;    /* external payload, after hdr */
     size_t ext_len;
     uint8_t hdr_len; /* external chunks: bytes used in data[] as header */
+    uint8_t borrowed; /* ext is a view, not ours to free */
     uint8_t data[];  /* inline bytes, or the external chunk's header */
 };
 
@@ -55,6 +56,7 @@ uint8_t *outq_reserve(outq *q, size_t n)
         c->ext = NULL;
         c->ext_len = 0;
         c->hdr_len = 0;
+        c->borrowed = 0;
         chunk_link(q, c);
     }
     uint8_t *p = c->data + c->len;
@@ -63,7 +65,8 @@ uint8_t *outq_reserve(outq *q, size_t n)
     return p;
 }
 
-int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payload, size_t len)
+static int push_ext(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payload, size_t len,
+                    int borrowed)
 {
     outq_chunk *c = malloc(sizeof(*c) + hdr_len);
 
@@ -76,8 +79,40 @@ int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payloa
     c->cap = 0;
     c->ext = payload;
     c->ext_len = len;
+    c->borrowed = (uint8_t)borrowed;
     chunk_link(q, c);
     q->len += c->len;
+    return 0;
+}
+
+int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payload, size_t len)
+{
+    return push_ext(q, hdr, hdr_len, payload, len, 0);
+}
+
+int outq_push_view(outq *q, const uint8_t *hdr, size_t hdr_len, const uint8_t *payload, size_t len)
+{
+    return push_ext(q, hdr, hdr_len, (uint8_t *)payload, len, 1);
+}
+
+int outq_settle(outq *q)
+{
+    for (outq_chunk *c = q->head; c; c = c->next) {
+        if (!c->borrowed)
+            continue;
+        /* Only the unsent part is copied; the chunk then starts there. */
+        size_t skip = c->off > c->hdr_len ? c->off - c->hdr_len : 0;
+        size_t keep = c->ext_len - skip;
+        uint8_t *copy = malloc(keep ? keep : 1);
+        if (!copy)
+            return -1;
+        memcpy(copy, c->ext + skip, keep);
+        c->ext = copy;
+        c->ext_len = keep;
+        c->off -= skip;
+        c->len -= skip;
+        c->borrowed = 0;
+    }
     return 0;
 }
 
@@ -108,7 +143,8 @@ int outq_iov(const outq *q, struct iovec *iov, int iovmax)
 
 static void chunk_free(outq_chunk *c)
 {
-    free(c->ext);
+    if (!c->borrowed)
+        free(c->ext);
     free(c);
 }
 

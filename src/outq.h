@@ -9,6 +9,9 @@
  *   chunk:  [hdr..][inline bytes ..................)      INLINE
  *           |<-off->|<--------- pending ---------->|
  *   chunk:  [hdr 2..14 bytes] -> ext payload             EXTERNAL
+ *
+ * An external payload is owned (freed once sent) or borrowed (a view into
+ * the caller's input, copied by outq_settle() if still unsent).
  */
 #ifndef EEV_OUTQ_H
 #define EEV_OUTQ_H
@@ -32,6 +35,14 @@ uint8_t *outq_reserve(outq *q, size_t n);
 /* Appends a frame whose payload buffer (from malloc) the queue takes over
  * and frees once sent. hdr is copied. Returns 0 or -1 (nothing taken). */
 int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payload, size_t len);
+
+/* Appends a frame whose payload is borrowed: it stays where it is, and must
+ * stay valid until outq_settle(). hdr is copied. Returns 0 or -1. */
+int outq_push_view(outq *q, const uint8_t *hdr, size_t hdr_len, const uint8_t *payload, size_t len);
+
+/* Copies the borrowed payloads still queued into memory the queue owns.
+ * Returns 0, or -1 when out of memory (the views then remain). */
+int outq_settle(outq *q);
 
 int outq_iov(const outq *q, struct iovec *iov, int iovmax);
 void outq_consume(outq *q, size_t n);

@@ -433,6 +433,7 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.role = EEV_ROLE_SERVER;
     srv->opt.max_message_size = cfg->max_message_size;
     srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
+    srv->opt.borrow_input = 1; /* conn.c settles before the next read */
     pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
     srv->lists[L_OPEN].timeout = cfg->ping_interval > 0 ? cfg->ping_interval : cfg->idle_timeout;

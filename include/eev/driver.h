@@ -165,6 +165,11 @@ typedef struct eev_options {
     const char *const *protocols;
     /* Do not answer pings automatically. */
     int no_auto_pong;
+    /* Server role: the owner keeps each buffer given to eev_driver_recv()
+     * unchanged until it has called eev_driver_out_settle(), so that
+     * eev_driver_send_message() may queue a large message as a view into
+     * that buffer instead of copying it. */
+    int borrow_input;
     /* Client role: Host header, request path ("/" when NULL) and optional
      * Origin. Copied into the request at creation. */
     const char *host;
@@ -223,9 +228,19 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len);
  * the echo primitive. Must be called from inside on_message for that m.
  * When the payload lives in a buffer the driver allocated (a message that
  * spanned reads or fragments), the buffer moves to the output queue
- * instead of being copied. Returns as eev_driver_send().
+ * instead of being copied; with options.borrow_input a large message that
+ * lies in the input buffer is queued as a view of it. Returns as
+ * eev_driver_send().
  */
 int eev_driver_send_message(eev_driver *d, const eev_message_arg *m);
+
+/*
+ * With options.borrow_input: copies whatever is still queued from the last
+ * input buffer into memory the driver owns. Call it after writing what
+ * could be written and before reusing the buffer. Returns 0 or
+ * EEV_ERR_NOMEM.
+ */
+int eev_driver_out_settle(eev_driver *d);
 
 /*
  * Starts the closing handshake: queues a Close with code (0: no code) and
