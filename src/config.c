@@ -3,7 +3,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -11,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "log.h"
 
 #ifndef EEV_VERSION
@@ -112,18 +112,9 @@ static int parse_size(const char *s, uint64_t max, uint64_t *out)
 /* An IPv4 or IPv6 literal, the latter optionally in brackets. */
 static int is_ip_literal(const char *s, size_t n)
 {
-    char buf[INET6_ADDRSTRLEN + 1];
-    unsigned char addr[16];
-
-    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
-        s++;
-        n -= 2;
-    }
-    if (n == 0 || n >= sizeof(buf))
-        return 0;
-    memcpy(buf, s, n);
-    buf[n] = 0;
-    return inet_pton(AF_INET6, buf, addr) == 1 || inet_pton(AF_INET, buf, addr) == 1;
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    return addr_parse(s, n, 0, &ss, &sl) == 0;
 }
 
 static int parse_secs(const char *s, double *out)

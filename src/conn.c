@@ -26,6 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "log.h"
 #include "page.h"
 #include "server.h"
@@ -46,17 +47,10 @@ static inline struct server *srv_of(struct conn *c)
 
 const char *conn_peer(const struct conn *c, char *buf, size_t cap)
 {
-    char a[INET6_ADDRSTRLEN];
-    static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons(c->port)};
 
-    if (memcmp(c->addr, v4mapped, 12) == 0) {
-        inet_ntop(AF_INET, c->addr + 12, a, sizeof(a));
-        snprintf(buf, cap, "%s:%u", a, c->port);
-    } else {
-        inet_ntop(AF_INET6, c->addr, a, sizeof(a));
-        snprintf(buf, cap, "[%s]:%u", a, c->port);
-    }
-    return buf;
+    memcpy(&s6.sin6_addr, c->addr, 16);
+    return addr_format((const struct sockaddr *)&s6, buf, cap);
 }
 
 /* Recomputes the watcher's events: read unless paused or done, write while

@@ -144,16 +144,18 @@ static int queue_close(eev_driver *d, uint16_t code, const char *reason, size_t 
     return queue_frame(d, FRAME_FIN | EEV_OP_CLOSE, pl, n);
 }
 
-void driver_report_close(eev_driver *d, uint16_t rcvd, int clean)
+/* Calls on_close once; reason is the peer's (borrowed), NULL if none. */
+static void report_close(eev_driver *d, uint16_t rcvd, int clean, const uint8_t *reason, size_t rlen)
 {
     if (d->flags & F_REPORTED)
         return;
     d->flags |= F_REPORTED;
     if (d->cb->on_close) {
-        eev_close_arg c = {rcvd, d->code_sent, NULL, 0, clean};
+        eev_close_arg c = {rcvd, d->code_sent, (const char *)reason, rlen, clean};
         d->cb->on_close(d, &c, d->ud);
     }
 }
+
 
 static void drop_message(eev_driver *d)
 {
@@ -164,7 +166,7 @@ static void drop_message(eev_driver *d)
 }
 
 /* Fails the connection (RFC 6455 §7.1.7): a Close with code, no more input. */
-int driver_fail(eev_driver *d, uint16_t code, const char *why)
+static int driver_fail(eev_driver *d, uint16_t code, const char *why)
 {
     int rv = 0;
 
@@ -179,7 +181,7 @@ int driver_fail(eev_driver *d, uint16_t code, const char *why)
         eev_error_arg e = {code, why};
         d->cb->on_error(d, &e, d->ud);
     }
-    driver_report_close(d, EEV_CLOSE_ABNORMAL, 0);
+    report_close(d, EEV_CLOSE_ABNORMAL, 0, NULL, 0);
     return rv;
 }
 
@@ -211,14 +213,7 @@ static int on_close_frame(eev_driver *d, const uint8_t *p, size_t n)
         rv = queue_close(d, code == EEV_CLOSE_NO_STATUS ? 0 : code, NULL, 0);
     drop_message(d);
     d->state = EEV_STATE_CLOSED;
-    if (!(d->flags & F_REPORTED)) {
-        d->flags |= F_REPORTED;
-        if (d->cb->on_close) {
-            eev_close_arg c = {code, d->code_sent, n > 2 ? (const char *)p + 2 : NULL,
-                               n > 2 ? n - 2 : 0, 1};
-            d->cb->on_close(d, &c, d->ud);
-        }
-    }
+    report_close(d, code, 1, n > 2 ? p + 2 : NULL, n > 2 ? n - 2 : 0);
     return rv;
 }
 
@@ -461,7 +456,7 @@ void eev_driver_eof(eev_driver *d)
     if (d->state == EEV_STATE_CONNECTING)
         d->flags |= F_REPORTED; /* never opened */
     d->state = EEV_STATE_CLOSED;
-    driver_report_close(d, EEV_CLOSE_ABNORMAL, 0);
+    report_close(d, EEV_CLOSE_ABNORMAL, 0, NULL, 0);
 }
 
 int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)

@@ -71,10 +71,10 @@ void driver_hs_done(eev_driver *d);
  * or EEV_ERR_NOMEM. */
 int driver_ctl_append(eev_driver *d, const uint8_t *p, size_t n, const uint8_t **out, size_t *len);
 
-/* driver.c, shared with the handshake side */
-int driver_fail(eev_driver *d, uint16_t code, const char *why);
-void driver_report_close(eev_driver *d, uint16_t rcvd, int clean);
-int driver_queue_raw(eev_driver *d, const void *p, size_t len);
+/* Fills out with getrandom() bytes from the driver's pool (client role). */
 void driver_random(eev_driver *d, uint8_t *out, size_t n);
+
+/* driver.c, shared with the handshake side */
+int driver_queue_raw(eev_driver *d, const void *p, size_t len);
 
 #endif

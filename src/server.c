@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "conn.h"
 #include "log.h"
 #include "sd.h"
@@ -209,54 +210,6 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- listening sockets ---- */
 
-static void format_addr(const struct sockaddr *sa, char *buf, size_t cap)
-{
-    char a[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
-        snprintf(buf, cap, "[%s]:%u", a, ntohs(s6->sin6_port));
-    } else if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
-        snprintf(buf, cap, "%s:%u", a, ntohs(s4->sin_port));
-    } else {
-        snprintf(buf, cap, "(family %d)", sa->sa_family);
-    }
-}
-
-/* Parses an IPv4 or IPv6 literal (brackets allowed) and a port. */
-static int make_addr(const char *host, unsigned port, struct sockaddr_storage *ss, socklen_t *sl)
-{
-    char h[INET6_ADDRSTRLEN + 2];
-    size_t n = strlen(host);
-
-    memset(ss, 0, sizeof(*ss));
-    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
-        host++;
-        n -= 2;
-    }
-    if (n >= sizeof(h))
-        return -1;
-    memcpy(h, host, n);
-    h[n] = 0;
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-    if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
-        s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
-        *sl = sizeof(*s6);
-        return 0;
-    }
-    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
-        s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
-        *sl = sizeof(*s4);
-        return 0;
-    }
-    return -1;
-}
-
 static void add_listener(struct server *srv, int fd, int metrics_only)
 {
     struct listener *l = &srv->lst[srv->nlst++];
@@ -265,7 +218,7 @@ static void add_listener(struct server *srv, int fd, int metrics_only)
     char name[80] = "?";
 
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        format_addr((struct sockaddr *)&ss, name, sizeof(name));
+        addr_format((struct sockaddr *)&ss, name, sizeof(name));
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     l->io.data = srv;
     l->metrics_only = metrics_only;
@@ -303,18 +256,20 @@ static int listen_on(struct server *srv, const char *host, unsigned port, int me
     char name[80];
     int dual = host == NULL;
 
-    if (make_addr(dual ? "::" : host, port, &ss, &sl) < 0) {
+    if (dual)
+        host = "::";
+    if (addr_parse(host, strlen(host), port, &ss, &sl) < 0) {
         fprintf(stderr, "echo-ev: %s: not an IPv4 or IPv6 address: '%s'\n",
                 metrics_only ? "--metrics-bind" : "--bind", host);
         return 1;
     }
     int fd = open_listener(srv, &ss, sl);
     if (fd < 0 && dual && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
-        make_addr("0.0.0.0", port, &ss, &sl); /* no IPv6 here */
+        addr_parse("0.0.0.0", 7, port, &ss, &sl); /* no IPv6 here */
         fd = open_listener(srv, &ss, sl);
     }
     if (fd < 0) {
-        format_addr((struct sockaddr *)&ss, name, sizeof(name));
+        addr_format((struct sockaddr *)&ss, name, sizeof(name));
         fprintf(stderr, "echo-ev: cannot listen on %s: %s\n", name, strerror(errno));
         return 1;
     }

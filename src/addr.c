@@ -1,0 +1,62 @@
+/*
+ * addr.c - see addr.h.
+ */
+#include "addr.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+int addr_parse(const char *host, size_t n, unsigned port, struct sockaddr_storage *ss, socklen_t *sl)
+{
+    char h[INET6_ADDRSTRLEN + 1];
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+    struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+
+    memset(ss, 0, sizeof(*ss));
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        host++;
+        n -= 2;
+    }
+    if (n == 0 || n >= sizeof(h))
+        return -1;
+    memcpy(h, host, n);
+    h[n] = 0;
+    if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        *sl = sizeof(*s6);
+        return 0;
+    }
+    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        *sl = sizeof(*s4);
+        return 0;
+    }
+    return -1;
+}
+
+const char *addr_format(const struct sockaddr *sa, char *buf, size_t cap)
+{
+    char a[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+            inet_ntop(AF_INET, s6->sin6_addr.s6_addr + 12, a, sizeof(a));
+            snprintf(buf, cap, "%s:%u", a, ntohs(s6->sin6_port));
+        } else {
+            inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+            snprintf(buf, cap, "[%s]:%u", a, ntohs(s6->sin6_port));
+        }
+    } else if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+        snprintf(buf, cap, "%s:%u", a, ntohs(s4->sin_port));
+    } else {
+        snprintf(buf, cap, "(family %d)", sa->sa_family);
+    }
+    return buf;
+}

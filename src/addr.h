@@ -1,0 +1,18 @@
+/*
+ * addr.h - IP address literals <-> socket addresses, for the CLI, the
+ * listeners and the logs.
+ */
+#ifndef EEV_ADDR_H
+#define EEV_ADDR_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+/* Parses an IPv4 or IPv6 literal of n bytes (IPv6 optionally in brackets)
+ * with a port. Returns 0, or -1 when it is not one. */
+int addr_parse(const char *host, size_t n, unsigned port, struct sockaddr_storage *ss, socklen_t *sl);
+
+/* "1.2.3.4:80" or "[::1]:80"; v4-mapped IPv6 addresses print as IPv4. */
+const char *addr_format(const struct sockaddr *sa, char *buf, size_t cap);
+
+#endif
