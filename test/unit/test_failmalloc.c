@@ -1,0 +1,121 @@
+/*
+ * test_failmalloc.c - every allocation the driver makes is made to fail in
+ * turn (malloc/realloc are wrapped at link time): the driver must report
+ * EEV_ERR_NOMEM, never crash, never leak (run it under ASan), and a driver
+ * whose allocation failed must still be deletable.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static long alloc_count;
+static long fail_at; /* 0: never */
+
+void *__real_malloc(size_t n);
+void *__real_realloc(void *p, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_realloc(void *p, size_t n);
+
+void *__wrap_malloc(size_t n)
+{
+    if (++alloc_count == fail_at)
+        return NULL;
+    return __real_malloc(n);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+    if (++alloc_count == fail_at)
+        return NULL;
+    return __real_realloc(p, n);
+}
+
+static const char upgrade[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                              "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                              "Sec-WebSocket-Version: 13\r\n\r\n";
+
+static int echo(eev_driver *d, const eev_message_arg *m, void *ud)
+{
+    int rv = eev_driver_send_message(d, m);
+    (void)ud;
+    return rv == EEV_ERR_NOMEM ? -1 : 0;
+}
+
+static const eev_callbacks cb = {.on_message = echo};
+
+/* Feeds in[] in pieces of `step` bytes; returns the first negative result
+ * of the driver, or 0. */
+static int scenario(const uint8_t *in, size_t len, size_t step, int borrow)
+{
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = borrow};
+    eev_driver *d;
+    int rv = eev_driver_new(&d, &cb, &opt, NULL);
+
+    if (rv < 0)
+        return rv;
+    uint8_t *copy = malloc(len);
+    if (!copy) {
+        eev_driver_del(d);
+        return EEV_ERR_NOMEM;
+    }
+    memcpy(copy, in, len);
+    for (size_t off = 0; off < len && rv >= 0; off += step) {
+        size_t n = len - off < step ? len - off : step;
+        ssize_t r = eev_driver_recv(d, copy + off, n);
+        if (r < 0) {
+            rv = (int)r;
+            break;
+        }
+        struct iovec iov[8];
+        int cnt = eev_driver_out_iov(d, iov, 8);
+        if (cnt > 0)
+            eev_driver_out_consume(d, iov[0].iov_len / 2 + 1 > iov[0].iov_len ? iov[0].iov_len : iov[0].iov_len / 2 + 1);
+        rv = eev_driver_out_settle(d);
+    }
+    free(copy);
+    eev_driver_del(d);
+    return rv;
+}
+
+int main(void)
+{
+    sbuf in = {0};
+    uint8_t big[20000];
+    static const size_t steps[] = {7, 4096, 1 << 20};
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)i;
+    sb_put(&in, upgrade, sizeof(upgrade) - 1);
+    sb_frame(&in, 0x01, 1, "frag", 4);                 /* fragmented text */
+    sb_frame(&in, 0x89, 1, "ping payload", 12);        /* ping between fragments */
+    sb_frame(&in, 0x80, 1, "mented", 6);
+    sb_frame(&in, 0x82, 1, big, sizeof(big));          /* big binary */
+    sb_frame(&in, 0x82, 1, big, 3000);                 /* borrowed when whole */
+    sb_frame(&in, 0x88, 1, "\x03\xe8" "bye", 5);        /* close 1000 */
+
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        for (int borrow = 0; borrow <= 1; borrow++) {
+            fail_at = 0;
+            alloc_count = 0;
+            int clean = scenario(in.p, in.len, steps[s], borrow);
+            long total = alloc_count;
+            ok(clean == 0 && total > 0, "step %zu borrow %d: clean run makes %ld allocations", steps[s], borrow, total);
+            int nomem = 0, bad = 0;
+            for (long k = 1; k <= total; k++) {
+                alloc_count = 0;
+                fail_at = k;
+                int rv = scenario(in.p, in.len, steps[s], borrow);
+                if (rv == EEV_ERR_NOMEM || rv == EEV_ERR_CALLBACK)
+                    nomem++;
+                else if (rv != 0)
+                    bad++;
+            }
+            fail_at = 0;
+            ok(bad == 0, "step %zu borrow %d: every failed allocation gives NOMEM (or is absorbed), %d reported", steps[s], borrow, nomem);
+            ok(nomem > 0, "step %zu borrow %d: failures are reported, not ignored", steps[s], borrow);
+        }
+    }
+    sb_free(&in);
+    return done_testing();
+}
