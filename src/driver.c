@@ -8,10 +8,8 @@
  * (or a fragmented message) in d->msg. A single-frame message that arrives
  * whole is unmasked and delivered where it lies, without a copy.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
 #include "driver_int.h"
 #include "utf8.h"
@@ -25,7 +23,6 @@
 
 static const eev_options default_options;
 static const eev_callbacks no_callbacks;
-
 
 const char *eev_strerror(int rv)
 {
@@ -155,7 +152,6 @@ static void report_close(eev_driver *d, uint16_t rcvd, int clean, const uint8_t 
         d->cb->on_close(d, &c, d->ud);
     }
 }
-
 
 static void drop_message(eev_driver *d)
 {
@@ -352,9 +348,7 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
     d->msg_op = 0;
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
-    free(d->msg); /* NULL when the owner took it */
-    d->msg = NULL;
-    d->msg_len = 0;
+    drop_message(d); /* d->msg is NULL when the owner took it */
     return rv;
 }
 

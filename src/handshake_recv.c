@@ -7,6 +7,8 @@
  * head split across reads is copied into hs->buf, which grows up to
  * max_head_size and is freed once the connection opens.
  */
+#include <openssl/evp.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,6 +136,18 @@ static int queue_response(eev_driver *d, int status, const char *headers, const 
     return 0;
 }
 
+/* The handshake failed: nothing more is read, and since the connection
+ * never opened there is no on_close. */
+static void handshake_failed(eev_driver *d, uint16_t code, const char *why)
+{
+    eev_error_arg e = {code, why};
+
+    d->state = EEV_STATE_CLOSED;
+    d->flags |= F_FAILED | F_REPORTED;
+    if (d->cb->on_error)
+        d->cb->on_error(d, &e, d->ud);
+}
+
 /* Refuses the handshake with status and a one-line body saying why. */
 static int refuse(eev_driver *d, int status, const char *why)
 {
@@ -142,12 +156,8 @@ static int refuse(eev_driver *d, int status, const char *why)
     char body[160];
     int n = snprintf(body, sizeof(body), "%s\n", why);
     int rv = queue_response(d, status, extra, body, (size_t)n, 1);
-    eev_error_arg e = {(uint16_t)status, why};
 
-    d->state = EEV_STATE_CLOSED;
-    d->flags |= F_FAILED | F_REPORTED;
-    if (d->cb->on_error)
-        d->cb->on_error(d, &e, d->ud);
+    handshake_failed(d, (uint16_t)status, why);
     return rv;
 }
 
@@ -237,11 +247,7 @@ static int client_head(eev_driver *d, const char *buf, size_t len)
 
     if (http_parse_response(buf, len, &h, &why) < 0 ||
         ws_check_response(&h, d->hs->key, d->opt->protocols, &chosen, &why) < 0) {
-        eev_error_arg e = {EEV_CLOSE_PROTOCOL_ERROR, why};
-        d->state = EEV_STATE_CLOSED;
-        d->flags |= F_FAILED | F_REPORTED; /* never opened: no on_close */
-        if (d->cb->on_error)
-            d->cb->on_error(d, &e, d->ud);
+        handshake_failed(d, EEV_CLOSE_PROTOCOL_ERROR, why);
         return 0;
     }
     for (int i = 0; chosen && d->opt->protocols[i]; i++)
@@ -292,45 +298,45 @@ ssize_t driver_handshake_recv(eev_driver *d, uint8_t *in, size_t len)
 
 static void b64_key(eev_driver *d, char out[WS_KEY_LEN + 1])
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     uint8_t raw[16];
 
     driver_random(d, raw, sizeof(raw));
-    for (int i = 0, o = 0; i < 16; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16;
-        if (i + 1 < 16)
-            v |= (uint32_t)raw[i + 1] << 8;
-        if (i + 2 < 16)
-            v |= raw[i + 2];
-        out[o++] = b64[(v >> 18) & 63];
-        out[o++] = b64[(v >> 12) & 63];
-        out[o++] = i + 1 < 16 ? b64[(v >> 6) & 63] : '=';
-        out[o++] = i + 2 < 16 ? b64[v & 63] : '=';
-    }
-    out[WS_KEY_LEN] = 0;
+    EVP_EncodeBlock((unsigned char *)out, raw, sizeof(raw)); /* 24 chars + NUL */
+}
+
+/* Appends to a request being built; on overflow marks it with *n = -1. */
+__attribute__((format(printf, 4, 5))) static void put(char *buf, size_t cap, int *n, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (*n < 0)
+        return;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *n, cap - (size_t)*n, fmt, ap);
+    va_end(ap);
+    *n = w < 0 || (size_t)w >= cap - (size_t)*n ? -1 : *n + w;
 }
 
 int driver_client_start(eev_driver *d)
 {
     const eev_options *o = d->opt;
     char req[2048];
-    int n, rv;
+    int n = 0, rv;
 
     if ((rv = hs_append(d, (const uint8_t *)"", 0)) < 0)
         return rv;
     b64_key(d, d->hs->key);
-    n = snprintf(req, sizeof(req),
-                 "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
-                 o->path ? o->path : "/", o->host, d->hs->key);
-    if (n > 0 && o->origin)
-        n += snprintf(req + n, sizeof(req) - (size_t)n, "Origin: %s\r\n", o->origin);
-    for (int i = 0; n > 0 && o->protocols && o->protocols[i]; i++)
-        n += snprintf(req + n, sizeof(req) - (size_t)n, "%s%s%s", i ? ", " : "Sec-WebSocket-Protocol: ",
-                      o->protocols[i], o->protocols[i + 1] ? "" : "\r\n");
-    if (n > 0 && (size_t)n < sizeof(req))
-        n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
-    if (n < 0 || (size_t)n >= sizeof(req))
-        return EEV_ERR_ARG;
+    put(req, sizeof(req), &n,
+        "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n",
+        o->path ? o->path : "/", o->host, d->hs->key);
+    if (o->origin)
+        put(req, sizeof(req), &n, "Origin: %s\r\n", o->origin);
+    for (int i = 0; o->protocols && o->protocols[i]; i++)
+        put(req, sizeof(req), &n, "%s%s%s", i ? ", " : "Sec-WebSocket-Protocol: ", o->protocols[i],
+            o->protocols[i + 1] ? "" : "\r\n");
+    put(req, sizeof(req), &n, "\r\n");
+    if (n < 0)
+        return EEV_ERR_ARG; /* host, path, origin or protocols too long */
     return driver_queue_raw(d, req, (size_t)n);
 }

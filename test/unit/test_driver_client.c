@@ -211,9 +211,30 @@ static void test_client_response(void)
     trec_end(&r);
 }
 
+/* A request that does not fit the driver's request buffer is refused with
+ * EEV_ERR_ARG instead of overrunning it (ASan would see an overrun). */
+static void test_client_request_too_long(void)
+{
+    static char host[3000], origin[2000];
+    static const char *protos[] = {"a", "b", NULL};
+    eev_driver *d = NULL;
+
+    memset(host, 'h', sizeof(host) - 1);
+    memset(origin, 'o', sizeof(origin) - 1);
+    eev_options big_host = {.role = EEV_ROLE_CLIENT, .host = host};
+    ok(eev_driver_new(&d, NULL, &big_host, NULL) == EEV_ERR_ARG, "3000-byte host: EEV_ERR_ARG");
+    eev_options big_origin = {.role = EEV_ROLE_CLIENT, .host = "x", .origin = origin, .protocols = protos};
+    ok(eev_driver_new(&d, NULL, &big_origin, NULL) == EEV_ERR_ARG,
+       "request overflowing at the Origin line: EEV_ERR_ARG");
+    origin[1400] = 0;
+    ok(eev_driver_new(&d, NULL, &big_origin, NULL) == 0, "1400-byte origin still fits");
+    eev_driver_del(d);
+}
+
 int main(void)
 {
     test_client_request();
+    test_client_request_too_long();
     test_client_response();
     return done_testing();
 }
