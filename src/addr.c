@@ -8,6 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
+void addr_set_port(struct sockaddr_storage *ss, unsigned port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
 int addr_parse(const char *host, size_t n, unsigned port, struct sockaddr_storage *ss, socklen_t *sl)
 {
     char h[INET6_ADDRSTRLEN + 1];
@@ -25,17 +33,15 @@ int addr_parse(const char *host, size_t n, unsigned port, struct sockaddr_storag
     h[n] = 0;
     if (inet_pton(AF_INET6, h, &s6->sin6_addr) == 1) {
         s6->sin6_family = AF_INET6;
-        s6->sin6_port = htons((uint16_t)port);
         *sl = sizeof(*s6);
-        return 0;
-    }
-    if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
+    } else if (inet_pton(AF_INET, h, &s4->sin_addr) == 1) {
         s4->sin_family = AF_INET;
-        s4->sin_port = htons((uint16_t)port);
         *sl = sizeof(*s4);
-        return 0;
+    } else {
+        return -1;
     }
-    return -1;
+    addr_set_port(ss, port);
+    return 0;
 }
 
 const char *addr_format(const struct sockaddr *sa, char *buf, size_t cap)

@@ -12,6 +12,9 @@
  * with a port. Returns 0, or -1 when it is not one. */
 int addr_parse(const char *host, size_t n, unsigned port, struct sockaddr_storage *ss, socklen_t *sl);
 
+/* Sets the port of a parsed IPv4 or IPv6 address. */
+void addr_set_port(struct sockaddr_storage *ss, unsigned port);
+
 /* "1.2.3.4:80" or "[::1]:80"; v4-mapped IPv6 addresses print as IPv4. */
 const char *addr_format(const struct sockaddr *sa, char *buf, size_t cap);
 

@@ -109,14 +109,6 @@ static int parse_size(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
-/* An IPv4 or IPv6 literal, the latter optionally in brackets. */
-static int is_ip_literal(const char *s, size_t n)
-{
-    struct sockaddr_storage ss;
-    socklen_t sl;
-    return addr_parse(s, n, 0, &ss, &sl) == 0;
-}
-
 static int parse_secs(const char *s, double *out)
 {
     char *end;
@@ -157,9 +149,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
             cfg->port = (unsigned)v;
             break;
         case OPT_BIND:
-            if (!is_ip_literal(optarg, strlen(optarg)))
+            if (addr_parse(optarg, strlen(optarg), 0, &cfg->bind_addr, &cfg->bind_len) < 0)
                 return bad(name, optarg, "expected an IPv4 or IPv6 address");
-            cfg->bind = optarg;
             break;
         case OPT_REUSE_PORT: cfg->reuse_port = 1; break;
         case OPT_MAX_CONN:
@@ -210,8 +201,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
         }
         case OPT_METRICS_BIND: {
             const char *colon = strrchr(optarg, ':');
-            if (!colon || !is_ip_literal(optarg, (size_t)(colon - optarg)) ||
-                parse_size(colon + 1, 65535, &v) < 0 || strpbrk(colon + 1, "kKmMgG"))
+            if (!colon || parse_size(colon + 1, 65535, &v) < 0 || strpbrk(colon + 1, "kKmMgG") ||
+                addr_parse(optarg, (size_t)(colon - optarg), (unsigned)v, &cfg->metrics_addr,
+                           &cfg->metrics_len) < 0)
                 return bad(name, optarg, "expected ADDR:PORT, e.g. 127.0.0.1:9100 or [::1]:9100");
             cfg->metrics_bind = optarg;
             break;
@@ -243,6 +235,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "echo-ev: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
+    if (cfg->bind_len)
+        addr_set_port(&cfg->bind_addr, cfg->port); /* --port may come after --bind */
     if (cfg->low_water >= cfg->high_water) {
         fprintf(stderr, "echo-ev: --low-water: must be below --high-water\n");
         return 2;

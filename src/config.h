@@ -6,12 +6,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #define MAX_LIST 32
 
 struct config {
-    const char *bind;         /* NULL: dual-stack "::", else 0.0.0.0 */
     unsigned port;
+    struct sockaddr_storage bind_addr; /* --bind with --port filled in */
+    socklen_t bind_len;       /* 0: no --bind (dual-stack "::", else 0.0.0.0) */
     int reuse_port;
     unsigned long max_connections;
     uint64_t max_message_size;
@@ -25,7 +27,9 @@ struct config {
     int origin_cnt;
     const char *protocols[MAX_LIST + 1];
     int protocol_cnt;
-    const char *metrics_bind; /* ADDR:PORT or NULL */
+    const char *metrics_bind; /* ADDR:PORT as given, or NULL */
+    struct sockaddr_storage metrics_addr; /* --metrics-bind, parsed */
+    socklen_t metrics_len;
     int metrics;              /* serve /metrics */
     int log_level;
     int log_format;

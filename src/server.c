@@ -249,22 +249,21 @@ Fail:;
     return -1;
 }
 
-static int listen_on(struct server *srv, const char *host, unsigned port, int metrics_only)
+/* Listens on ss (from the CLI); NULL means the default: dual-stack "::",
+ * or 0.0.0.0 where IPv6 is absent. Returns 0, or 1 after saying why not. */
+static int listen_on(struct server *srv, const struct sockaddr_storage *addr, socklen_t len,
+                     unsigned port, int metrics_only)
 {
     struct sockaddr_storage ss;
-    socklen_t sl;
+    socklen_t sl = len;
     char name[80];
-    int dual = host == NULL;
 
-    if (dual)
-        host = "::";
-    if (addr_parse(host, strlen(host), port, &ss, &sl) < 0) {
-        fprintf(stderr, "echo-ev: %s: not an IPv4 or IPv6 address: '%s'\n",
-                metrics_only ? "--metrics-bind" : "--bind", host);
-        return 1;
-    }
+    if (addr)
+        ss = *addr;
+    else
+        addr_parse("::", 2, port, &ss, &sl);
     int fd = open_listener(srv, &ss, sl);
-    if (fd < 0 && dual && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
+    if (fd < 0 && !addr && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
         addr_parse("0.0.0.0", 7, port, &ss, &sl); /* no IPv6 here */
         fd = open_listener(srv, &ss, sl);
     }
@@ -275,23 +274,6 @@ static int listen_on(struct server *srv, const char *host, unsigned port, int me
     }
     add_listener(srv, fd, metrics_only);
     return 0;
-}
-
-static int listen_metrics(struct server *srv)
-{
-    const char *spec = srv->cfg->metrics_bind, *colon = strrchr(spec, ':');
-    char host[INET6_ADDRSTRLEN + 2];
-    char *end;
-    unsigned long port = strtoul(colon + 1, &end, 10);
-    size_t n = (size_t)(colon - spec);
-
-    if (*end || colon[1] == 0 || port > 65535 || n == 0 || n >= sizeof(host)) {
-        fprintf(stderr, "echo-ev: --metrics-bind: invalid value '%s'\n", spec);
-        return 1;
-    }
-    memcpy(host, spec, n);
-    host[n] = 0;
-    return listen_on(srv, host, (unsigned)port, 1);
 }
 
 /* ---- signals, status, shutdown ---- */
@@ -427,10 +409,12 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
             add_listener(srv, fd, 0);
         }
         log_info("using %d socket(s) from socket activation", inherited);
-    } else if ((rv = listen_on(srv, cfg->bind, cfg->port, 0)) != 0) {
+    } else if ((rv = listen_on(srv, cfg->bind_len ? &cfg->bind_addr : NULL, cfg->bind_len,
+                               cfg->port, 0)) != 0) {
         return rv;
     }
-    if (cfg->metrics_bind && (rv = listen_metrics(srv)) != 0)
+    if (cfg->metrics_len &&
+        (rv = listen_on(srv, &cfg->metrics_addr, cfg->metrics_len, 0, 1)) != 0)
         return rv;
 
     srv->rbuf = malloc(SERVER_RBUF_SIZE);
