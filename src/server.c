@@ -130,6 +130,8 @@ static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
     struct server *srv = w->data;
 
     (void)revents;
+    if (srv->reserve_fd < 0)
+        srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < srv->nlst; i++)
         ev_io_start(loop, &srv->lst[i].io);
 }
@@ -160,8 +162,6 @@ static void shed(struct server *srv, int lfd)
             ev_io_stop(srv->loop, &srv->lst[i].io);
         ev_timer_set(&srv->accept_retry, 0.5, 0);
         ev_timer_start(srv->loop, &srv->accept_retry);
-        if (srv->reserve_fd < 0)
-            srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
 }
 
