@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SRC = os.environ.get("EEV_SOURCE_ROOT") or os.path.dirname(os.path.dirname(HERE))
 BUILD = os.environ.get("EEV_BUILD_ROOT") or os.path.join(SRC, "build")
 DIST_BUILD = os.environ.get("EEV_DIST_BUILD") or os.path.join(BUILD, "dist")
-ECHO_EV = os.environ.get("ECHO_EV") or os.path.join(BUILD, "src", "echo-ev")
+ECHO_EV = os.environ.get("ECHO_EV") or os.path.join(BUILD, "src", "echo-ev", "echo-ev")
 
 try:
     import websockets  # noqa: F401

@@ -38,7 +38,7 @@ def check(cond, msg):
 
 
 def binary():
-    return os.environ.get("ECHO_EV") or os.path.join(REPO, "build", "src", "echo-ev")
+    return os.environ.get("ECHO_EV") or os.path.join(REPO, "build", "src", "echo-ev", "echo-ev")
 
 
 def sanitized():

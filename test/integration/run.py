@@ -2,7 +2,7 @@
 """echo-ev integration suite runner.
 
 Usage: /usr/bin/python3 test/integration/run.py [BINARY] [-k SUBSTRING]...
-BINARY defaults to $ECHO_EV, then build/src/echo-ev.
+BINARY defaults to $ECHO_EV, then build/src/echo-ev/echo-ev.
 
 Each test_*.py module runs in its own child process with a time budget
 (MODULE_TIMEOUT in the module); each test in it has its own timeout.
