@@ -62,6 +62,8 @@ static void update_events(struct server *srv, struct conn *c)
 
     if (c->flags & C_LINGER)
         ev = EV_READ;
+    else if (c->flags & C_PEER_EOF)
+        ev = 0; /* nothing more to read */
     else if (eev_driver_want_read(d) && !(c->flags & C_PAUSED))
         ev = EV_READ;
     if (eev_driver_want_write(d))
@@ -146,7 +148,16 @@ static void proceed(struct server *srv, struct conn *c)
     eev_driver *d = conn_driver(c);
     size_t queued = eev_driver_out_len(d);
 
-    if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
+    if (c->flags & C_PEER_EOF) {
+        /* Half-closed peer: it is still owed everything queued before its
+         * FIN, within the backpressure timeout (or the close wait). */
+        if (queued == 0) {
+            conn_destroy(srv, c);
+            return;
+        }
+        if (c->list != L_PAUSED && c->list != L_CLOSING)
+            conn_list_add(srv, c, L_PAUSED);
+    } else if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
         /* After a clean close handshake the peer sends nothing more, so
          * close() cannot reset our last frame; otherwise half-close and
          * drain first. */
@@ -205,11 +216,15 @@ static int on_readable(struct server *srv, struct conn *c)
                 eev_driver_out_len(d) > srv->cfg->high_water)
                 return 0;
         } else if (n == 0) {
-            if (!(c->flags & C_LINGER)) {
-                eev_driver_eof(d);
-                flush(c); /* a Close reply to a half-closed peer still goes out */
-            }
-            return -1;
+            if (c->flags & C_LINGER)
+                return -1;
+            /* A half-close: what was queued before the FIN (echoes, HTTP
+             * responses, a Close reply) still goes out; proceed() closes
+             * once it has. */
+            eev_driver_eof(d);
+            c->flags |= C_PEER_EOF;
+            c->flags &= (uint8_t)~C_PAUSED;
+            return flush(c);
         } else if (errno == EINTR) {
             i--;
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -20,6 +20,7 @@ enum {
     C_METRICS = 1 << 3,  /* accepted on the metrics listener */
     C_OPENED = 1 << 4,   /* the WebSocket opened (logged, counted) */
     C_RX = 1 << 5,       /* input arrived since the last ping check */
+    C_PEER_EOF = 1 << 6, /* the peer half-closed: flush what it is owed, then close */
 };
 
 /*
