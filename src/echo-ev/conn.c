@@ -14,6 +14,9 @@
  * The server closes TCP first (RFC 6455 §7.1.1) but half-closes and drains
  * input before close(), so unread input cannot turn our last frame into a
  * reset.
+ *
+ * With server.c this is one unit (see server.h): a connection works in the
+ * server's context (struct server) and moves itself between its lists.
  */
 #include "conn.h"
 

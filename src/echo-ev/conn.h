@@ -1,6 +1,9 @@
 /*
  * conn.h - one client connection: its socket watcher, its driver, and the
  * glue between them (read, echo, flush, backpressure, close).
+ *
+ * The per-connection half of the libev server; server.h, the shared half,
+ * says why the two use each other. Only server.c calls in here.
  */
 #ifndef EEV_CONN_H
 #define EEV_CONN_H

@@ -1,6 +1,8 @@
 /*
  * server.c - listeners, accept, connection lists and their timers,
- * signals, systemd notifications and graceful shutdown.
+ * signals, systemd notifications and graceful shutdown. With conn.c it is
+ * one unit (see server.h): conn.c does each connection's I/O in the context
+ * kept here.
  */
 #include "server.h"
 

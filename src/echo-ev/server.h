@@ -1,6 +1,14 @@
 /*
  * server.h - the listener side: sockets, accept, signals, timeouts and
  * shutdown, for one libev loop on one thread.
+ *
+ * server.c and conn.c are one unit, the libev server, cut into its shared
+ * half (here) and its per-connection half (conn.h). They call each other on
+ * purpose: struct server is the context every connection runs in (loop,
+ * config, shared read buffer, deadline lists and their clock, pool,
+ * metrics), and a connection tells the server when it changes list or is
+ * gone. Only main.c sees the server from outside, through server_init() and
+ * server_run().
  */
 #ifndef EEV_SERVER_H
 #define EEV_SERVER_H

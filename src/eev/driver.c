@@ -91,16 +91,6 @@ void eev_driver_del(eev_driver *d)
     }
 }
 
-int driver_queue_raw(eev_driver *d, const void *p, size_t len)
-{
-    uint8_t *o = outq_reserve(&d->oq, len);
-
-    if (!o)
-        return EEV_ERR_NOMEM;
-    memcpy(o, p, len);
-    return 0;
-}
-
 /* Queues one frame; the client role masks it (RFC 6455 §5.3). */
 static int queue_frame(eev_driver *d, uint8_t b0, const void *p, size_t len)
 {

@@ -74,7 +74,4 @@ int driver_ctl_append(eev_driver *d, const uint8_t *p, size_t n, const uint8_t *
 /* Fills out with getrandom() bytes from the driver's pool (client role). */
 void driver_random(eev_driver *d, uint8_t *out, size_t n);
 
-/* driver.c, shared with the handshake side */
-int driver_queue_raw(eev_driver *d, const void *p, size_t len);
-
 #endif

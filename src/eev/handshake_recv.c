@@ -1,7 +1,12 @@
 /*
  * handshake_recv.c - the driver's CONNECTING state: accumulate an HTTP
  * head, answer it (server) or check it (client), then hand the rest of the
- * input to the frame decoder.
+ * input to the frame decoder. It also owns the driver's auxiliary state
+ * (struct hs_state): the head buffer, a control payload split across reads
+ * and the client's pool of masking-key bytes.
+ *
+ * driver.c calls in here (driver_int.h lists the entry points); nothing here
+ * calls back into driver.c: responses go straight onto the output queue.
  *
  * A head that arrives whole in one read is parsed where it lies; only a
  * head split across reads is copied into hs->buf, which grows up to
@@ -116,6 +121,17 @@ void driver_random(eev_driver *d, uint8_t *out, size_t n)
     }
 }
 
+/* Queues bytes as they are (an HTTP head). */
+static int queue_raw(eev_driver *d, const void *p, size_t len)
+{
+    uint8_t *o = outq_reserve(&d->oq, len);
+
+    if (!o)
+        return EEV_ERR_NOMEM;
+    memcpy(o, p, len);
+    return 0;
+}
+
 /* Queues a complete HTTP response. */
 static int queue_response(eev_driver *d, int status, const char *headers, const void *body,
                           size_t body_len, int close)
@@ -189,7 +205,7 @@ static int accept_upgrade(eev_driver *d, const http_head *h, const eev_header *k
                      proto ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return EEV_ERR_ARG; /* absurdly long protocol name */
-    int rv = driver_queue_raw(d, head, (size_t)n);
+    int rv = queue_raw(d, head, (size_t)n);
     if (rv < 0)
         return rv;
     d->proto = (uint8_t)(pi + 1);
@@ -338,5 +354,5 @@ int driver_client_start(eev_driver *d)
     put(req, sizeof(req), &n, "\r\n");
     if (n < 0)
         return EEV_ERR_ARG; /* host, path, origin or protocols too long */
-    return driver_queue_raw(d, req, (size_t)n);
+    return queue_raw(d, req, (size_t)n);
 }
