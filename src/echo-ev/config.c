@@ -36,6 +36,7 @@ static const char usage_text[] =
     "  --origin ORIGIN             accept browsers only from ORIGIN (repeatable; default: any)\n"
     "  --protocol NAME             accept subprotocol NAME (repeatable, in order of preference)\n"
     "  --metrics-bind ADDR:PORT    serve /metrics on a separate listener\n"
+    "  --metrics-public            with --metrics-bind, serve /metrics on the main port too\n"
     "  --no-metrics                do not serve /metrics\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --log-format FORMAT         text or json (default text)\n"
@@ -48,7 +49,7 @@ static const char usage_text[] =
 enum {
     OPT_PORT = 256, OPT_BIND, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
     OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
-    OPT_METRICS_BIND, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
+    OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
 };
 
 static const struct option options[] = {
@@ -67,6 +68,7 @@ static const struct option options[] = {
     {"origin", required_argument, NULL, OPT_ORIGIN},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"metrics-bind", required_argument, NULL, OPT_METRICS_BIND},
+    {"metrics-public", no_argument, NULL, OPT_METRICS_PUBLIC},
     {"no-metrics", no_argument, NULL, OPT_NO_METRICS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
@@ -208,6 +210,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
             cfg->metrics_bind = optarg;
             break;
         }
+        case OPT_METRICS_PUBLIC: cfg->metrics_public = 1; break;
         case OPT_NO_METRICS: cfg->metrics = 0; break;
         case OPT_LOG_LEVEL:
             if (!strcmp(optarg, "error")) cfg->log_level = LOG_ERR;

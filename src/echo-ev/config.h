@@ -31,6 +31,7 @@ struct config {
     struct sockaddr_storage metrics_addr; /* --metrics-bind, parsed */
     socklen_t metrics_len;
     int metrics;              /* serve /metrics */
+    int metrics_public;       /* ... on the main port even with --metrics-bind */
     int log_level;
     int log_format;
 };

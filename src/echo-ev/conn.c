@@ -100,9 +100,11 @@ void conn_destroy(struct server *srv, struct conn *c)
         log_info("#%u %s closed code=%u%s", c->id, conn_peer(c, peer, sizeof(peer)), code,
                  sent && rcvd ? "" : " (no close handshake)");
         metrics_count_close(&srv->m, code);
+        srv->ws_open--;
     } else {
         log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
     }
+    srv->queued -= c->queued;
     conn_list_remove(srv, c);
     ev_io_stop(srv->loop, &c->io);
     close(c->io.fd);
@@ -145,12 +147,20 @@ static void linger(struct server *srv, struct conn *c)
     conn_list_add(srv, c, L_CLOSING);
 }
 
+/* Keeps the server's total of queued bytes in step with this connection. */
+static void count_queued(struct server *srv, struct conn *c, size_t queued)
+{
+    srv->queued += queued - c->queued;
+    c->queued = queued;
+}
+
 /* After any event: settle lists, backpressure and watcher events. */
 static void proceed(struct server *srv, struct conn *c)
 {
     eev_driver *d = conn_driver(c);
     size_t queued = eev_driver_out_len(d);
 
+    count_queued(srv, c, queued);
     if (c->flags & C_PEER_EOF) {
         /* Half-closed peer: it is still owed everything queued before its
          * FIN, within the backpressure timeout (or the close wait). */
@@ -361,6 +371,7 @@ void conn_expire(struct server *srv, struct conn *c, int list)
             conn_destroy(srv, c);
             return;
         }
+        count_queued(srv, c, eev_driver_out_len(conn_driver(c)));
         update_events(srv, c);
     }
     c->flags &= (uint8_t)~C_RX;
@@ -391,19 +402,13 @@ static int origin_allowed(const struct config *cfg, const eev_request_arg *req)
     return 1; /* no Origin: not a browser, which is what --origin guards */
 }
 
-static unsigned long queued_total(struct server *srv)
-{
-    unsigned long q = 0;
-    for (int l = L_HANDSHAKE; l < L_COUNT; l++)
-        for (struct conn *c = srv->lists[l].head; c; c = c->next)
-            q += eev_driver_out_len(conn_driver(c));
-    return q;
-}
-
 static void serve_metrics(struct server *srv, eev_driver *d)
 {
+    struct metrics_gauges g;
     size_t len;
-    char *body = metrics_render(&srv->m, srv->nconn, queued_total(srv), &len);
+
+    server_gauges(srv, &g);
+    char *body = metrics_render(&srv->m, &g, &len);
 
     if (!body) {
         reply(d, 500, "Content-Type: text/plain\r\n", "out of memory\n", 14);
@@ -423,7 +428,8 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     struct conn *c = ud;
     struct server *srv = srv_of(c);
     char peer[64];
-    int metrics_here = (c->flags & C_METRICS) || (srv->cfg->metrics && !srv->cfg->metrics_bind);
+    int metrics_here = (c->flags & C_METRICS) ||
+                       (srv->cfg->metrics && (!srv->cfg->metrics_bind || srv->cfg->metrics_public));
 
     srv->m.http_requests++;
     conn_list_add(srv, c, L_HANDSHAKE); /* keep-alive: a fresh deadline */
@@ -462,6 +468,7 @@ static void on_open(eev_driver *d, void *ud)
     const char *proto = eev_driver_protocol(d);
 
     c->flags |= C_OPENED;
+    srv->ws_open++;
     c->last_msg = server_ticks(srv);
     conn_list_add(srv, c, L_OPEN);
     log_info("#%u %s open%s%s", c->id, conn_peer(c, peer, sizeof(peer)),
@@ -475,6 +482,7 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
 
     srv->m.msgs_in++;
     srv->m.bytes_in += m->len;
+    metrics_count_message(&srv->m, m->len);
     c->last_msg = server_ticks(srv);
     int rv = eev_driver_send_message(d, m);
     if (rv == 0) {

@@ -33,6 +33,7 @@ enum {
 struct conn {
     ev_io io;                 /* io.data points at the server */
     struct conn *prev, *next; /* in srv->lists[list] */
+    size_t queued;            /* output queued at the last count (srv->queued) */
     uint32_t placed;          /* when it joined its list (ticks) */
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;

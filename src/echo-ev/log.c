@@ -2,19 +2,42 @@
  * log.c - see log.h. Under systemd (JOURNAL_STREAM names our stderr) the
  * journal adds timestamps itself and reads the "<N>" prefix as the
  * priority (sd-daemon(3)).
+ *
+ * Logging never blocks the event loop: a line goes out at once when stderr
+ * takes it, else into a bounded buffer that a libev watcher flushes when
+ * stderr is writable; when the buffer is full the line is dropped and
+ * counted, and a later line says how many were lost.
  */
 #include "log.h"
 
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#define LOG_BUF_SIZE (256 * 1024)
+#define EXIT_FLUSH_MS 2000 /* at exit, how long to wait for a stalled reader */
+
 static int max_level = LOG_INFO;
 static int style; /* 0 text, 1 journal, 2 json */
+
+/* Where lines go: a non-blocking descriptor for stderr's pipe or terminal,
+ * send(MSG_DONTWAIT) for a socket (the journal), plain write() for a file. */
+static int out_fd = STDERR_FILENO;
+static int out_is_socket;
+static char out_buf[LOG_BUF_SIZE];
+static size_t out_off, out_len; /* pending bytes: out_buf[out_off, out_off + out_len) */
+static uint64_t dropped, dropped_told;
+static struct ev_loop *out_loop;
+static ev_io out_io;
 
 static const char *level_name(int level)
 {
@@ -37,10 +60,156 @@ static int stderr_is_journal(void)
            (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
+/* A pipe or terminal gets a descriptor of its own opened non-blocking, so
+ * the O_NONBLOCK flag does not leak to the shell or parent that shares our
+ * stderr. A regular file never makes write() wait for a reader. */
+static void open_output(void)
+{
+    struct stat st;
+
+    if (fstat(STDERR_FILENO, &st) < 0)
+        return;
+    if (S_ISSOCK(st.st_mode)) {
+        out_is_socket = 1;
+    } else if (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode)) {
+        int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0)
+            out_fd = fd;
+    }
+}
+
+static ssize_t out_write(const char *p, size_t n)
+{
+    ssize_t w;
+    do
+        w = out_is_socket ? send(out_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(out_fd, p, n);
+    while (w < 0 && errno == EINTR);
+    return w;
+}
+
+/* Writes what is pending. Returns 0 when all went, 1 when stderr is full,
+ * -1 when it is gone (the pending bytes are then discarded). */
+static int out_flush(void)
+{
+    while (out_len) {
+        ssize_t w = out_write(out_buf + out_off, out_len);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 1;
+            out_off = out_len = 0;
+            return -1;
+        }
+        out_off += (size_t)w;
+        out_len -= (size_t)w;
+    }
+    out_off = 0;
+    return 0;
+}
+
+static void arm(void)
+{
+    if (!out_loop || ev_is_active(&out_io))
+        return;
+    ev_io_start(out_loop, &out_io);
+    ev_unref(out_loop); /* pending log lines alone don't keep the server running */
+}
+
+static void disarm(void)
+{
+    if (!out_loop || !ev_is_active(&out_io))
+        return;
+    ev_ref(out_loop);
+    ev_io_stop(out_loop, &out_io);
+}
+
+/* Queues one whole line, or drops and counts it. */
+static void emit(const char *line, size_t n)
+{
+    if (out_len == 0) {
+        ssize_t w = out_write(line, n);
+        if (w == (ssize_t)n)
+            return;
+        if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return; /* stderr is gone: nowhere to report it */
+        if (w > 0) { /* the rest of a line that began going out */
+            line += w;
+            n -= (size_t)w;
+        }
+    } else if (n > sizeof(out_buf) - out_off - out_len) {
+        if (n > sizeof(out_buf) - out_len) {
+            dropped++;
+            return;
+        }
+        memmove(out_buf, out_buf + out_off, out_len);
+        out_off = 0;
+    }
+    memcpy(out_buf + out_off + out_len, line, n);
+    out_len += n;
+    arm();
+}
+
+static void tell_dropped(void)
+{
+    if (dropped == dropped_told)
+        return;
+    uint64_t n = dropped - dropped_told;
+    dropped_told = dropped;
+    log_msg(LOG_WARN, "%llu log lines dropped: stderr was not keeping up", (unsigned long long)n);
+}
+
+static void on_writable(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)loop;
+    (void)w;
+    (void)revents;
+    if (out_flush() == 1)
+        return;
+    disarm();
+    tell_dropped();
+}
+
+/* At exit: what is pending goes out if stderr takes it within a bound. */
+static void flush_at_exit(void)
+{
+    struct pollfd p = {.fd = out_fd, .events = POLLOUT};
+    struct timespec t0, now;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (out_flush() != 1) {
+            if (dropped == dropped_told)
+                return;
+            tell_dropped(); /* queues the count, unless stderr is gone */
+            if (out_len == 0)
+                return;
+            continue;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long left = EXIT_FLUSH_MS - ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+            return;
+    }
+}
+
 void log_setup(int level, int format)
 {
     max_level = level;
     style = format == LOGF_JSON ? 2 : stderr_is_journal() ? 1 : 0;
+    open_output();
+    atexit(flush_at_exit);
+}
+
+void log_attach(struct ev_loop *loop)
+{
+    out_loop = loop;
+    ev_io_init(&out_io, on_writable, out_fd, EV_WRITE);
+    if (out_len)
+        arm();
+}
+
+uint64_t log_dropped(void)
+{
+    return dropped;
 }
 
 int log_enabled(int level)
@@ -97,8 +266,5 @@ void log_msg(int level, const char *fmt, ...)
     }
     if (n > (int)sizeof(line) - 1)
         n = (int)sizeof(line) - 1;
-    /* One write per line, so lines from several processes don't mix. */
-    if (write(STDERR_FILENO, line, (size_t)n) < 0) {
-        /* nowhere left to report it */
-    }
+    emit(line, (size_t)n);
 }

@@ -1,14 +1,25 @@
 /*
  * log.h - leveled logging to stderr: human lines with timestamps, journal
- * lines with <N> priority prefixes, or JSON objects.
+ * lines with <N> priority prefixes, or JSON objects. Never blocks: lines
+ * that stderr cannot take wait in a bounded buffer, or are dropped and
+ * counted.
  */
 #ifndef EEV_LOG_H
 #define EEV_LOG_H
+
+#include <stdint.h>
+
+struct ev_loop;
 
 enum log_level { LOG_ERR = 3, LOG_WARN = 4, LOG_INFO = 6, LOG_DEBUG = 7 };
 enum log_format { LOGF_AUTO, LOGF_TEXT, LOGF_JSON };
 
 void log_setup(int level, int format);
+/* From now on pending lines are flushed by a watcher on this loop (before,
+ * they wait for the next line or for exit). */
+void log_attach(struct ev_loop *loop);
+/* Lines dropped so far because stderr was not keeping up. */
+uint64_t log_dropped(void);
 int log_enabled(int level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -4,7 +4,6 @@
  */
 #include "metrics.h"
 
-#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +14,34 @@
 static const char *const hs_names[HSF_N] = {"bad_request", "version", "too_large",
                                             "origin",      "timeout", "capacity"};
 
+#ifndef EEV_VERSION
+#define EEV_VERSION "unknown"
+#endif
+
+/* RFC 6455 §7.4 and the IANA registry: 1004 is reserved, 1005 and 1006
+ * never go on the wire but name "no code" and "no Close". */
+static const char *const close_names[CLOSE_LABELS] = {
+    "1000", "1001", "1002", "1003", "1005", "1006", "1007", "1008", "1009", "1010",
+    "1011", "1012", "1013", "1014", "1015", "1xxx", "3xxx", "4xxx", "other"};
+
+static int close_label(uint16_t code)
+{
+    if (code >= 1000 && code <= 1003)
+        return code - 1000;
+    if (code >= 1005 && code <= 1015)
+        return code - 1001;
+    if (code >= 1000 && code < 3000)
+        return 15;
+    if (code >= 3000 && code < 4000)
+        return 16;
+    if (code >= 4000 && code < 5000)
+        return 17;
+    return 18;
+}
+
 void metrics_count_close(struct metrics *m, uint16_t code)
 {
-    /* The last slot collects codes that find no room. */
-    for (int i = 0; i < CLOSE_CODE_SLOTS - 1; i++) {
-        if (!m->closed[i].count)
-            m->closed[i].code = code;
-        if (m->closed[i].code == code) {
-            m->closed[i].count++;
-            return;
-        }
-    }
-    m->closed[CLOSE_CODE_SLOTS - 1].count++;
+    m->closed[close_label(code)]++;
 }
 
 struct out {
@@ -69,18 +84,6 @@ static void gauge(struct out *o, const char *name, const char *help, double v)
     put(o, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
 }
 
-static long count_fds(void)
-{
-    DIR *dir = opendir("/proc/self/fd");
-    long n = 0;
-    if (!dir)
-        return -1;
-    while (readdir(dir))
-        n++;
-    closedir(dir);
-    return n - 3; /* ".", ".." and the directory's own fd */
-}
-
 static double rss_bytes(void)
 {
     long pages = 0, rss = 0;
@@ -93,7 +96,24 @@ static double rss_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-char *metrics_render(const struct metrics *m, unsigned long open, uint64_t queued, size_t *len)
+static void histogram(struct out *o, const struct metrics *m)
+{
+    uint64_t cum = 0;
+
+    put(o, "# HELP echo_ev_message_size_bytes Sizes of the WebSocket messages received.\n"
+           "# TYPE echo_ev_message_size_bytes histogram\n");
+    for (int i = 0; i < MSG_SIZE_BUCKETS - 1; i++) {
+        cum += m->msg_size[i];
+        put(o, "echo_ev_message_size_bytes_bucket{le=\"%llu\"} %llu\n", 1ull << (2 * i + 6),
+            (unsigned long long)cum);
+    }
+    cum += m->msg_size[MSG_SIZE_BUCKETS - 1];
+    put(o, "echo_ev_message_size_bytes_bucket{le=\"+Inf\"} %llu\n"
+           "echo_ev_message_size_bytes_sum %llu\necho_ev_message_size_bytes_count %llu\n",
+        (unsigned long long)cum, (unsigned long long)m->bytes_in, (unsigned long long)cum);
+}
+
+char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t *len)
 {
     struct out o = {malloc(4096), 0, 4096, 0};
     struct rusage ru;
@@ -101,20 +121,25 @@ char *metrics_render(const struct metrics *m, unsigned long open, uint64_t queue
 
     if (!o.buf)
         return NULL;
-    gauge(&o, "echo_ev_connections_open", "Connections currently open.", (double)open);
+    put(&o, "# HELP echo_ev_build_info The version of echo-ev serving.\n"
+            "# TYPE echo_ev_build_info gauge\necho_ev_build_info{version=\"%s\"} 1\n", EEV_VERSION);
+    gauge(&o, "echo_ev_connections_open", "WebSocket connections currently open.",
+          (double)g->ws_open);
+    gauge(&o, "echo_ev_http_connections_open",
+          "Connections open and not upgraded (HTTP requests, handshakes in progress).",
+          (double)g->http_open);
     counter(&o, "echo_ev_connections_accepted_total", "Connections accepted.", m->accepted);
     put(&o, "# HELP echo_ev_connections_closed_total WebSocket connections closed, by close code "
             "(1006: no close frame).\n# TYPE echo_ev_connections_closed_total counter\n");
-    for (int i = 0; i < CLOSE_CODE_SLOTS - 1 && m->closed[i].count; i++)
-        put(&o, "echo_ev_connections_closed_total{code=\"%u\"} %llu\n", m->closed[i].code,
-            (unsigned long long)m->closed[i].count);
-    if (m->closed[CLOSE_CODE_SLOTS - 1].count)
-        put(&o, "echo_ev_connections_closed_total{code=\"other\"} %llu\n",
-            (unsigned long long)m->closed[CLOSE_CODE_SLOTS - 1].count);
+    for (int i = 0; i < CLOSE_LABELS; i++)
+        if (m->closed[i] || i < 2 || i == 5)
+            put(&o, "echo_ev_connections_closed_total{code=\"%s\"} %llu\n", close_names[i],
+                (unsigned long long)m->closed[i]);
     counter(&o, "echo_ev_messages_received_total", "WebSocket messages received.", m->msgs_in);
     counter(&o, "echo_ev_messages_sent_total", "WebSocket messages sent (echoes).", m->msgs_out);
     counter(&o, "echo_ev_bytes_received_total", "Message payload bytes received.", m->bytes_in);
     counter(&o, "echo_ev_bytes_sent_total", "Message payload bytes sent.", m->bytes_out);
+    histogram(&o, m);
     put(&o, "# HELP echo_ev_handshake_failures_total Refused or abandoned handshakes, by reason.\n"
             "# TYPE echo_ev_handshake_failures_total counter\n");
     for (int i = 0; i < HSF_N; i++)
@@ -123,7 +148,9 @@ char *metrics_render(const struct metrics *m, unsigned long open, uint64_t queue
     counter(&o, "echo_ev_backpressure_pauses_total",
             "Times reading from a client stopped because its echoes were not read.",
             m->backpressure_pauses);
-    gauge(&o, "echo_ev_queued_bytes", "Bytes queued for sending.", (double)queued);
+    gauge(&o, "echo_ev_queued_bytes", "Bytes queued for sending.", (double)g->queued);
+    counter(&o, "echo_ev_log_lines_dropped_total",
+            "Log lines dropped because stderr was not taking them fast enough.", g->log_dropped);
     counter(&o, "echo_ev_http_requests_total", "HTTP requests parsed (upgrades included).",
             m->http_requests);
     getrusage(RUSAGE_SELF, &ru);
@@ -132,7 +159,7 @@ char *metrics_render(const struct metrics *m, unsigned long open, uint64_t queue
         (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
             ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6);
     gauge(&o, "process_resident_memory_bytes", "Resident memory size in bytes.", rss_bytes());
-    gauge(&o, "process_open_fds", "Number of open file descriptors.", (double)count_fds());
+    gauge(&o, "process_open_fds", "Number of open file descriptors.", (double)g->open_fds);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
         gauge(&o, "process_max_fds", "Maximum number of open file descriptors.",
               (double)rl.rlim_cur);

@@ -1,5 +1,7 @@
 /*
  * metrics.h - server counters and their Prometheus text exposition.
+ * Everything here is kept up to date as it happens, so a scrape costs the
+ * same whatever the number of connections.
  */
 #ifndef EEV_METRICS_H
 #define EEV_METRICS_H
@@ -11,7 +13,11 @@ enum hs_failure {
     HSF_BAD_REQUEST, HSF_VERSION, HSF_TOO_LARGE, HSF_ORIGIN, HSF_TIMEOUT, HSF_CAPACITY, HSF_N
 };
 
-#define CLOSE_CODE_SLOTS 32
+/* Close-code labels: one per standard code, then one per class, so a peer
+ * sending rare codes cannot crowd out the common ones. */
+#define CLOSE_LABELS 19
+/* Message-size histogram: <= 64 B, 256 B, ... 16 MiB (powers of 4), +Inf. */
+#define MSG_SIZE_BUCKETS 11
 
 struct metrics {
     uint64_t accepted;
@@ -20,17 +26,31 @@ struct metrics {
     uint64_t bytes_in, bytes_out; /* message payload bytes */
     uint64_t backpressure_pauses;
     uint64_t hs_failures[HSF_N];
-    struct {
-        uint16_t code;
-        uint64_t count;
-    } closed[CLOSE_CODE_SLOTS]; /* by close code; code 0 collects overflow */
-    double start_time;          /* Unix time */
+    uint64_t closed[CLOSE_LABELS];       /* by close_label() */
+    uint64_t msg_size[MSG_SIZE_BUCKETS]; /* received messages, not cumulative */
+    double start_time;                   /* Unix time */
+};
+
+/* What the server keeps counted; sampled at each scrape. */
+struct metrics_gauges {
+    unsigned long ws_open, http_open; /* upgraded connections, the others */
+    uint64_t queued;                  /* bytes queued for sending */
+    long open_fds;
+    uint64_t log_dropped;
 };
 
 void metrics_count_close(struct metrics *m, uint16_t code);
 
+static inline void metrics_count_message(struct metrics *m, uint64_t len)
+{
+    /* Bucket i holds sizes up to 4^(i+3): pick it from ceil(log2(len)). */
+    int cl = len > 1 ? 64 - __builtin_clzll(len - 1) : 0;
+    int i = cl > 6 ? (cl - 5) / 2 : 0;
+    m->msg_size[i < MSG_SIZE_BUCKETS - 1 ? i : MSG_SIZE_BUCKETS - 1]++;
+}
+
 /* Renders the exposition into a malloc'd buffer; *len gets its length.
- * open and queued are gauges the server computes. Returns NULL on OOM. */
-char *metrics_render(const struct metrics *m, unsigned long open, uint64_t queued, size_t *len);
+ * Returns NULL on OOM. */
+char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, size_t *len);
 
 #endif

@@ -7,6 +7,7 @@
 #include "server.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -123,6 +124,30 @@ void server_conn_gone(struct server *srv)
     srv->nconn--;
     if (srv->draining && srv->nconn == 0)
         ev_break(srv->loop, EVBREAK_ALL);
+}
+
+/* Descriptors are counted once at start; afterwards the server knows what
+ * it opens (connections, listeners, the spare), so a scrape lists nothing. */
+static long fds_at_start(const struct server *srv)
+{
+    DIR *dir = opendir("/proc/self/fd");
+    long n = 0;
+
+    if (!dir)
+        return 0;
+    while (readdir(dir))
+        n++;
+    closedir(dir);
+    return n - 3 - srv->nlst - (srv->reserve_fd >= 0); /* ".", ".." and dir's own fd */
+}
+
+void server_gauges(const struct server *srv, struct metrics_gauges *g)
+{
+    g->ws_open = srv->ws_open;
+    g->http_open = srv->nconn - srv->ws_open;
+    g->queued = srv->queued;
+    g->open_fds = srv->base_fds + srv->nlst + (srv->reserve_fd >= 0) + (long)srv->nconn;
+    g->log_dropped = log_dropped();
 }
 
 /* ---- accept ---- */
@@ -321,7 +346,8 @@ static void drain(struct server *srv)
         return;
     srv->draining = 1;
     sd_tell("STOPPING=1");
-    log_info("shutting down: closing %lu connections", srv->nconn);
+    log_info("shutting down: closing %lu WebSocket and %lu HTTP connections", srv->ws_open,
+             srv->nconn - srv->ws_open);
     for (int i = 0; i < srv->nlst; i++) {
         ev_io_stop(srv->loop, &srv->lst[i].io);
         close(srv->lst[i].io.fd);
@@ -367,6 +393,7 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->loop = loop;
     srv->cfg = cfg;
     srv->t0 = ev_now(loop);
+    log_attach(loop);
     srv->m.start_time = ev_time();
     srv->cb = conn_callbacks;
     srv->opt.role = EEV_ROLE_SERVER;
@@ -426,6 +453,7 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         return 1;
     }
     memset(srv->rbuf, 0, SERVER_RBUF_SIZE); /* fault it in now: it is in use from the first read */
+    srv->base_fds = fds_at_start(srv);
     /* libcrypto loads its providers on first use: do it now, not during
      * the first client's handshake. */
     char warm[29];

@@ -54,7 +54,10 @@ struct server {
     struct listener lst[MAX_LISTENERS];
     int nlst;
     struct conn_list lists[L_COUNT];
-    unsigned long nconn;
+    unsigned long nconn;      /* every accepted connection */
+    unsigned long ws_open;    /* those upgraded to WebSocket */
+    uint64_t queued;          /* sum of the connections' queued output */
+    long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
     double t0;       /* ev_now() at start: origin of conn timestamps */
     int reserve_fd;  /* spare fd for the EMFILE trick, or -1 */
@@ -78,6 +81,8 @@ uint32_t server_ticks(const struct server *srv);
 
 void conn_list_add(struct server *srv, struct conn *c, int list);
 void conn_list_remove(struct server *srv, struct conn *c);
+/* The gauges /metrics shows, from counts kept as things happen. */
+void server_gauges(const struct server *srv, struct metrics_gauges *g);
 /* Called by conn.c when a connection is gone. */
 void server_conn_gone(struct server *srv);
 

@@ -11,7 +11,8 @@ from deploylib import HAVE_WEBSOCKETS, Tap, check, echo_ok, free_port, http_get,
 NAMES = ["echo_ev_connections_open", "echo_ev_connections_accepted_total", "echo_ev_connections_closed_total",
          "echo_ev_messages_received_total", "echo_ev_messages_sent_total", "echo_ev_bytes_received_total",
          "echo_ev_bytes_sent_total", "echo_ev_handshake_failures_total", "echo_ev_backpressure_pauses_total",
-         "echo_ev_queued_bytes", "echo_ev_http_requests_total", "process_resident_memory_bytes",
+         "echo_ev_queued_bytes", "echo_ev_http_requests_total", "echo_ev_build_info",
+         "echo_ev_http_connections_open", "echo_ev_message_size_bytes", "echo_ev_log_lines_dropped_total", "process_resident_memory_bytes",
          "process_cpu_seconds_total", "process_open_fds", "process_max_fds", "process_start_time_seconds"]
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})?'
                     r' [-+]?([0-9.eE+-]+|NaN|\+Inf|-Inf)$')
@@ -28,7 +29,8 @@ def parse(body):
             continue
         m = SAMPLE.match(line)
         check(m, "not a Prometheus sample line: %r" % line)
-        check(m.group(1) in typed, "%s has no # TYPE before it" % m.group(1))
+        family = re.sub(r"_(bucket|sum|count)$", "", m.group(1))
+        check(m.group(1) in typed or family in typed, "%s has no # TYPE before it" % m.group(1))
         out.setdefault(m.group(1), {})[m.group(2) or ""] = float(line.rsplit(" ", 1)[1])
     return out
 
