@@ -1,5 +1,7 @@
 /*
- * addr.c - see addr.h.
+ * addr.c - IP literals to socket addresses and back (inet_pton/inet_ntop):
+ * parsing --bind and --metrics-bind, formatting peers for the logs. The
+ * contracts are in addr.h.
  */
 #include "addr.h"
 

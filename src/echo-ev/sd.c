@@ -1,5 +1,7 @@
 /*
- * sd.c - see sd.h.
+ * sd.c - the systemd service protocol through libsystemd when built with
+ * it (HAVE_SYSTEMD), and the same four calls as no-ops otherwise, so the
+ * server never tests for systemd itself. The contracts are in sd.h.
  */
 #include "sd.h"
 

@@ -1,5 +1,7 @@
 /*
- * outq.c - chunked output queue (see outq.h).
+ * outq.c - the driver's chunked output queue: reserve space in a shared
+ * inline chunk or link a payload in place, export the pending bytes as
+ * iovecs, and drop what was written. The layout and contracts are in outq.h.
  */
 #include "outq.h"
 
