@@ -160,7 +160,8 @@ static void on_accept_retry(struct ev_loop *loop, ev_timer *w, int revents)
     if (srv->reserve_fd < 0)
         srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (int i = 0; i < srv->nlst; i++)
-        ev_io_start(loop, &srv->lst[i].io);
+        if (!ev_is_active(&srv->lst[i].rest))
+            ev_io_start(loop, &srv->lst[i].io);
 }
 
 /* Out of descriptors: accept with the spare one and close at once, so the
@@ -192,6 +193,42 @@ static void shed(struct server *srv, int lfd)
     }
 }
 
+/* accept(2) passes on these network errors of a pending connection: that
+ * client is lost, the listener is fine. */
+static int accept_error_is_the_peers(int e)
+{
+    return e == EPROTO || e == ENETDOWN || e == ENOPROTOOPT || e == EHOSTDOWN || e == ENONET ||
+           e == EHOSTUNREACH || e == EOPNOTSUPP || e == ENETUNREACH || e == ETIMEDOUT;
+}
+
+static void on_rest_over(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    struct listener *lst = w->data;
+
+    (void)revents;
+    ev_io_start(loop, &lst->io);
+}
+
+/* Any other error would come back at once (the listener stays readable):
+ * stop accepting on this listener for a while, doubling the pause up to
+ * 10 s while the error persists, and say so at most every 10 s. */
+static void rest(struct server *srv, struct listener *lst)
+{
+    double now = ev_now(srv->loop);
+
+    lst->errors++;
+    lst->backoff = lst->backoff > 0 ? (lst->backoff * 2 < 10 ? lst->backoff * 2 : 10) : 0.1;
+    if (now - lst->last_log >= 10.0) {
+        log_warn("accept on fd %d: %s (%lu times): pausing it %gs", lst->io.fd, strerror(errno),
+                 lst->errors, lst->backoff);
+        lst->last_log = now;
+        lst->errors = 0;
+    }
+    ev_io_stop(srv->loop, &lst->io);
+    ev_timer_set(&lst->rest, lst->backoff, 0);
+    ev_timer_start(srv->loop, &lst->rest);
+}
+
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     struct server *srv = w->data;
@@ -205,14 +242,15 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t sl = sizeof(ss);
         int fd = accept4(w->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
+            if (errno == EINTR || errno == ECONNABORTED || accept_error_is_the_peers(errno))
                 continue;
             if (errno == EMFILE || errno == ENFILE)
                 shed(srv, w->fd);
             else if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_warn("accept: %s", strerror(errno));
+                rest(srv, lst);
             return;
         }
+        lst->backoff = 0;
         srv->m.accepted++;
         if (srv->nconn >= srv->cfg->max_connections) {
             srv->m.hs_failures[HSF_CAPACITY]++;
@@ -246,8 +284,11 @@ static void add_listener(struct server *srv, int fd, int metrics_only)
 
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         addr_format((struct sockaddr *)&ss, name, sizeof(name));
+    memset(l, 0, sizeof(*l));
     ev_io_init(&l->io, on_accept, fd, EV_READ);
     l->io.data = srv;
+    ev_init(&l->rest, on_rest_over);
+    l->rest.data = l;
     l->metrics_only = metrics_only;
     ev_io_start(srv->loop, &l->io);
     log_info("listening on %s%s", name, metrics_only ? " (metrics)" : "");
@@ -303,6 +344,17 @@ static int listen_on(struct server *srv, const struct sockaddr_storage *addr, so
     return 0;
 }
 
+/* An inherited socket must be a listening stream socket: accept() on
+ * anything else fails at once, for ever. */
+static int is_listening(int fd)
+{
+    int on = 0, type = 0;
+    socklen_t l1 = sizeof(on), l2 = sizeof(type);
+
+    return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &l1) == 0 && on &&
+           getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l2) == 0 && type == SOCK_STREAM;
+}
+
 /* ---- signals, status, shutdown ---- */
 
 static void tell_status(struct server *srv)
@@ -350,6 +402,7 @@ static void drain(struct server *srv)
              srv->nconn - srv->ws_open);
     for (int i = 0; i < srv->nlst; i++) {
         ev_io_stop(srv->loop, &srv->lst[i].io);
+        ev_timer_stop(srv->loop, &srv->lst[i].rest);
         close(srv->lst[i].io.fd);
     }
     srv->nlst = 0;
@@ -433,6 +486,12 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     if (inherited > 0) {
         for (int i = 0; i < inherited && srv->nlst < MAX_LISTENERS; i++) {
             int fd = 3 + i;
+            if (!is_listening(fd)) {
+                fprintf(stderr, "echo-ev: socket-activation fd %d is not a listening stream socket "
+                                "(Accept=yes is not supported: use a .socket unit with "
+                                "ListenStream= and Accept=no)\n", fd);
+                return 1;
+            }
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
             fcntl(fd, F_SETFD, FD_CLOEXEC);
             add_listener(srv, fd, 0);

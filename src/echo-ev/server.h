@@ -44,6 +44,11 @@ struct conn_list {
 struct listener {
     ev_io io;
     int metrics_only; /* serves /metrics and /healthz, no WebSocket */
+    /* Persistent accept() errors: the listener rests for backoff seconds. */
+    ev_timer rest;
+    double backoff;
+    double last_log;
+    unsigned long errors; /* since the last line that reported them */
 };
 
 struct server {
