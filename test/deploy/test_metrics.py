@@ -122,6 +122,7 @@ try:
     from deploylib import Proc, ECHO_EV
     p = Proc([ECHO_EV, "--bind", "127.0.0.1", "--port", "0", "--metrics-bind", "127.0.0.1:%d" % busy])
     rc = p.wait(10)
+    p.t.join(5)  # the reader thread may not have taken the last line yet
     t.ok(rc == 1 and "Address already in use" in p.text(), "--metrics-bind on a busy port: exit 1 with the reason",
          "exit %r\n%s" % (rc, p.text()))
     p.kill()
