@@ -455,7 +455,11 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.borrow_input = 1; /* conn.c settles before the next read */
     pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
-    srv->lists[L_OPEN].timeout = cfg->ping_interval > 0 ? cfg->ping_interval : cfg->idle_timeout;
+    /* Open connections are checked at the shorter of the two periods, so
+     * each deadline fires within its own period. An idle timeout no longer
+     * than the ping interval closes a quiet peer before a ping is due. */
+    double ping = cfg->ping_interval, idle = cfg->idle_timeout;
+    srv->lists[L_OPEN].timeout = ping > 0 && (idle <= 0 || ping < idle) ? ping : idle;
     srv->lists[L_PAUSED].timeout = cfg->backpressure_timeout;
     srv->lists[L_CLOSING].timeout = CLOSE_WAIT;
     for (int l = 0; l < L_COUNT; l++) {

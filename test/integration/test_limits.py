@@ -71,3 +71,16 @@ def half_close_http():
         check(count == 5000, "%d of 5000 responses after a half-close" % count)
         c.close()
         assert_served(srv.port)
+
+
+@test("--idle-timeout 2 --ping-interval 10: an idle client is closed within ~2 idle periods, not 10 s", timeout=60)
+def idle_not_stretched_by_ping():
+    with Server("--idle-timeout", "2", "--ping-interval", "10") as srv:
+        c = RawWS.open(srv.port)
+        t0 = time.monotonic()
+        code, _ = c.expect_close(12 * slow_factor())
+        dt = time.monotonic() - t0
+        check(code == 1000, "close code %d, want 1000" % code)
+        check(dt < 4.5 * slow_factor(), "idle client closed after %.1fs (want < 4.5s)" % dt)
+        c.close()
+        assert_served(srv.port)
