@@ -60,6 +60,7 @@ enum eev_close_code {
     EEV_CLOSE_TOO_BIG = 1009,
     EEV_CLOSE_MANDATORY_EXT = 1010,
     EEV_CLOSE_INTERNAL_ERROR = 1011,
+    EEV_CLOSE_TRY_AGAIN = 1013, /* a server limit, not the peer's fault */
 };
 
 /* API errors. Peer misbehaviour is never one of these: it becomes a close
@@ -149,6 +150,18 @@ typedef struct eev_callbacks {
     /* The peer broke the protocol (or the handshake); a Close with
      * close_code (or an HTTP refusal) has been queued. */
     void (*on_error)(eev_driver *d, const eev_error_arg *e, void *ud);
+    /* Optional memory accounting. Called before the driver grows the
+     * buffer of the message being received (reassembly, or inflated bytes
+     * of a compressed message) by grow bytes. Return 0 to allow it, or a
+     * close code (EEV_CLOSE_TOO_BIG, EEV_CLOSE_TRY_AGAIN) to refuse: the
+     * connection then fails with that code (on_error, then on_close). The
+     * buffer grows with the bytes that arrive, geometrically, never past
+     * the message's declared size or max_message_size, so this is called
+     * O(log size) times per message. Owners keeping a global budget add
+     * grow to their total here and read eev_driver_mem() after each call
+     * into the driver for the exact figure (it falls when messages are
+     * delivered and queued bytes are sent). */
+    int (*on_mem_grow)(eev_driver *d, size_t grow, void *ud);
 } eev_callbacks;
 
 typedef struct eev_options {
@@ -273,6 +286,13 @@ void eev_driver_out_consume(eev_driver *d, size_t n);
 
 /* Bytes queued for sending. */
 size_t eev_driver_out_len(const eev_driver *d);
+
+/* Bytes the driver holds for this connection, for memory budgets: the
+ * buffer of the message being received plus the bytes queued for sending.
+ * O(1). (Fixed costs are not included: the driver object, a handshake or
+ * control-frame buffer of at most max_head_size, the unused tail of an
+ * output chunk.) */
+size_t eev_driver_mem(const eev_driver *d);
 
 /* Non-zero while the driver accepts input (not after a Close was received
  * or the connection failed). */

@@ -20,6 +20,9 @@
 /* With borrow_input, payloads at least this long are queued as views of the
  * input; below it a copy costs less than another iovec. */
 #define BORROW_MIN 2048
+/* First size of a reassembly buffer: small messages split across reads
+ * take one allocation. */
+#define MSG_MIN_CAP 4096
 
 static const eev_options default_options;
 static const eev_callbacks no_callbacks;
@@ -147,7 +150,7 @@ static void drop_message(eev_driver *d)
 {
     free(d->msg);
     d->msg = NULL;
-    d->msg_len = 0;
+    d->msg_len = d->msg_cap = 0;
     d->msg_op = 0;
 }
 
@@ -342,17 +345,44 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
     return rv;
 }
 
-/* Appends a piece of the open message to d->msg. The first piece of each
- * frame sizes the buffer for the whole frame (the header told us), so a
- * frame costs at most one realloc however it is split. */
+int driver_msg_reserve(eev_driver *d, size_t need, size_t limit)
+{
+    if (need <= d->msg_cap)
+        return 0;
+    /* Doubling: a message trickling in as many small frames or reads costs
+     * O(log n) reallocs, and a header alone reserves nothing. */
+    size_t cap = d->msg_cap < MSG_MIN_CAP / 2 ? MSG_MIN_CAP : (size_t)d->msg_cap * 2;
+    if (cap > limit)
+        cap = limit;
+    if (cap < need)
+        cap = need;
+    if (d->cb->on_mem_grow) {
+        int code = d->cb->on_mem_grow(d, cap - d->msg_cap, d->ud);
+        if (code) {
+            int rv = driver_fail(d, eev_close_code_valid((unsigned)code) ? (uint16_t)code : EEV_CLOSE_TRY_AGAIN,
+                                 "memory budget exceeded");
+            return rv < 0 ? rv : 1;
+        }
+    }
+    uint8_t *m = realloc(d->msg, cap);
+    if (!m)
+        return EEV_ERR_NOMEM;
+    d->msg = m;
+    d->msg_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Appends a piece of the open message to d->msg. The buffer grows with
+ * the bytes that arrive, up to the frame's declared end when it is the
+ * last frame. */
 static int msg_append(eev_driver *d, const uint8_t *p, size_t n)
 {
-    if (!(d->flags & F_SPLIT)) {
-        uint8_t *m = realloc(d->msg, d->msg_len + n + d->remaining);
-        if (!m)
-            return EEV_ERR_NOMEM;
-        d->msg = m;
-    }
+    size_t need = (size_t)d->msg_len + n;
+    size_t limit = d->fb0 & FRAME_FIN ? need + d->remaining : max_message(d);
+    int rv = driver_msg_reserve(d, need, limit);
+
+    if (rv != 0)
+        return rv;
     memcpy(d->msg + d->msg_len, p, n);
     d->msg_len += (uint32_t)n;
     return 0;
@@ -396,8 +426,8 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
     if (whole && (d->fb0 & FRAME_FIN) && d->msg_len == 0)
         return deliver(d, p, n); /* the common case: no copy */
-    if (n && (rv = msg_append(d, p, n)) < 0)
-        return rv;
+    if (n && (rv = msg_append(d, p, n)) != 0)
+        return rv < 0 ? rv : 0; /* refused: the connection failed */
     d->flags |= F_SPLIT;
     if (d->remaining == 0 && (d->fb0 & FRAME_FIN))
         return deliver(d, d->msg, (size_t)d->msg_len);
@@ -492,6 +522,7 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
     if (client)
         frame_mask(d->msg, m->len, key, 0);
     d->msg = NULL; /* the queue owns it now */
+    d->msg_cap = 0;
     return 0;
 }
 
@@ -527,6 +558,11 @@ int eev_driver_out_settle(eev_driver *d)
 size_t eev_driver_out_len(const eev_driver *d)
 {
     return d->oq.len;
+}
+
+size_t eev_driver_mem(const eev_driver *d)
+{
+    return (size_t)d->msg_cap + d->oq.len;
 }
 
 int eev_driver_want_read(const eev_driver *d)

@@ -42,6 +42,7 @@ struct eev_driver {
     struct hs_state *hs;
     uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
     uint32_t msg_len;   /* bytes of the open message received so far */
+    uint32_t msg_cap;   /* size of msg (grown with the bytes that arrive) */
     uint32_t remaining; /* payload bytes of the current frame still due
                          * (<= the message limit, which fits 32 bits) */
     uint32_t utf8;      /* validation state of the open text message */
@@ -63,6 +64,15 @@ struct eev_driver {
 /* Defaults for zero option fields. */
 #define DEFAULT_MAX_MESSAGE (64ull << 20)
 #define DEFAULT_MAX_HEAD 8192
+
+/*
+ * Makes room for need bytes in d->msg (the message being received, or an
+ * inflated one), growing geometrically but never past limit (the declared
+ * final size when known, else the message limit) and asking the owner's
+ * on_mem_grow first. Returns 0, EEV_ERR_NOMEM, or 1 when the owner refused:
+ * the connection has then failed with the owner's close code.
+ */
+int driver_msg_reserve(eev_driver *d, size_t need, size_t limit);
 
 /* handshake_recv.c */
 ssize_t driver_handshake_recv(eev_driver *d, uint8_t *in, size_t len);

@@ -79,7 +79,7 @@ static inline void fuzz_on_close(eev_driver *d, const eev_close_arg *a, void *ud
 }
 
 static const eev_callbacks fuzz_callbacks = {
-    fuzz_on_request, NULL, fuzz_on_message, fuzz_on_ping, fuzz_on_ping, fuzz_on_close, NULL,
+    fuzz_on_request, NULL, fuzz_on_message, fuzz_on_ping, fuzz_on_ping, fuzz_on_close, NULL, NULL,
 };
 
 /* Drains the output with irregular partial consumes; copies the bytes to

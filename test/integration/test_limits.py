@@ -84,3 +84,37 @@ def idle_not_stretched_by_ping():
         check(dt < 4.5 * slow_factor(), "idle client closed after %.1fs (want < 4.5s)" % dt)
         c.close()
         assert_served(srv.port)
+
+
+def vm_kib(srv, field):
+    with open("/proc/%d/status" % srv.proc.pid) as f:
+        for ln in f:
+            if ln.startswith(field + ":"):
+                return int(ln.split()[1])
+    return 0
+
+
+@test("100 headers declaring 16 MiB reserve only what arrived (VmSize, VmRSS), a real 4 MiB message still echoes", timeout=60)
+def declared_length_not_reserved():
+    with Server("--max-message-size", "16M") as srv:
+        assert_served(srv.port)
+        vsz0, rss0 = vm_kib(srv, "VmSize"), srv.rss_kib()
+        hogs = []
+        for _ in range(100):
+            h = RawWS.open(srv.port)
+            h.sendall(frame(0x2, b"\x01" * 1000, length=16 << 20)[: 14 + 1000])
+            hogs.append(h)
+        time.sleep(0.5)
+        vsz1, rss1 = vm_kib(srv, "VmSize"), srv.rss_kib()
+        print("# VmSize +%d KiB, VmRSS +%d KiB for 100 x 16 MiB headers" % (vsz1 - vsz0, rss1 - rss0))
+        check(vsz1 - vsz0 < 256 * 1024, "address space grew by %d MiB for 100 unfinished headers" % ((vsz1 - vsz0) >> 10))
+        check(rss1 - rss0 < 64 * 1024, "RSS grew by %d MiB" % ((rss1 - rss0) >> 10))
+        big = os.urandom(4 << 20)
+        c = RawWS.open(srv.port)
+        c.send(0x2, big)
+        op, got = c.recv_message(20 * slow_factor())
+        check(op == 0x2 and got == big, "4 MiB echo mismatch")
+        c.close()
+        for h in hogs:
+            h.close()
+        assert_served(srv.port)

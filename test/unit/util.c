@@ -317,7 +317,7 @@ static void cb_error(eev_driver *d, const eev_error_arg *e, void *ud)
     sb_printf(&r->log, "error %u\n", e->close_code);
 }
 
-static const eev_callbacks tcb = {cb_request, cb_open, cb_message, cb_ping, cb_pong, cb_close, cb_error};
+static const eev_callbacks tcb = {cb_request, cb_open, cb_message, cb_ping, cb_pong, cb_close, cb_error, NULL};
 
 /* Guarded input area: GUARD_LEN writable bytes followed by a PROT_NONE page. */
 #define GUARD_LEN (4u << 20)
