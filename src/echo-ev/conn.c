@@ -430,6 +430,7 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     char peer[64];
     int metrics_here = (c->flags & C_METRICS) ||
                        (srv->cfg->metrics && (!srv->cfg->metrics_bind || srv->cfg->metrics_public));
+    const struct page_asset *asset;
 
     srv->m.http_requests++;
     conn_list_add(srv, c, L_HANDSHAKE); /* keep-alive: a fresh deadline */
@@ -452,8 +453,8 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
         reply(d, 200, "Content-Type: text/plain\r\nCache-Control: no-store\r\n", "ok\n", 3);
     } else if (path_is(req, "/metrics") && metrics_here) {
         serve_metrics(srv, d);
-    } else if (path_is(req, "/") && !(c->flags & C_METRICS)) {
-        reply(d, 200, "Content-Type: text/html; charset=utf-8\r\n", page_html, page_html_len);
+    } else if (!(c->flags & C_METRICS) && (asset = page_find(req->path, req->path_len))) {
+        reply(d, 200, asset->headers, (const char *)asset->body, asset->len);
     } else {
         reply(d, 404, "Content-Type: text/plain\r\n", "not found\n", 10);
     }

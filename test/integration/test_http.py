@@ -27,8 +27,22 @@ def index():
     check(r.status == 200, "status %d" % r.status)
     check((r.header("content-type") or "").startswith("text/html"), "Content-Type %r" % r.header("content-type"))
     body = r.body.decode("utf-8", "replace")
-    for needle in ('id="msg"', 'id="send"', 'id="log"', "WebSocket"):
+    for needle in ('id="msg"', 'id="send"', 'id="log"', 'id="url"', 'src="page.js"', 'href="page.css"', "WebSocket"):
         check(needle in body, "page lacks %s" % needle)
+
+
+@test("the console's files are served with their types; the favicon is no 404")
+def page_assets():
+    srv = SRV.get()
+    want = {"/page.js": ("text/javascript", b"new WebSocket("), "/page.css": ("text/css", b"#log"),
+            "/favicon.svg": ("image/svg+xml", b"<svg"), "/favicon.ico": ("image/svg+xml", b"<svg")}
+    for path, (ctype, needle) in want.items():
+        r = http_get(srv.port, path)
+        check(r.status == 200, "%s: status %d" % (path, r.status))
+        check((r.header("content-type") or "").startswith(ctype), "%s: Content-Type %r" % (path, r.header("content-type")))
+        check(r.header("x-content-type-options") == "nosniff", "%s: no nosniff" % path)
+        check(needle in r.body, "%s: body lacks %r" % (path, needle))
+    check(http_get(srv.port, "/page.html").status == 404, "/page.html should be 404 (the page is /)")
 
 
 @test("GET /healthz -> 200 ok")
