@@ -21,8 +21,11 @@ static const char usage_text[] =
     "Usage: echo-ev [OPTION]...\n"
     "A WebSocket (RFC 6455) echo server: every message comes back as sent.\n"
     "\n"
-    "  --port N                    TCP port to listen on (default 54398; 0 picks one)\n"
+    "  --port N|off                TCP port for ws:// (default 54398; 0 picks one; off: none)\n"
     "  --bind ADDR                 address to listen on (default :: dual-stack, or 0.0.0.0)\n"
+    "  --tls-port N                TCP port for wss:// (TLS), on the --bind address\n"
+    "  --tls-cert FILE             PEM certificate chain, leaf first (repeatable: ECDSA and RSA)\n"
+    "  --tls-key FILE              PEM private key of the --tls-cert given before it\n"
     "  --reuse-port                share the port with other echo-ev processes (SO_REUSEPORT)\n"
     "  --max-connections N         refuse connections beyond N with 503 (default 100000)\n"
     "  --max-message-size BYTES    close larger messages with 1009 (default 16M)\n"
@@ -44,12 +47,13 @@ static const char usage_text[] =
     "  --version                   show the version and exit\n"
     "\n"
     "Endpoints: GET / (a test page), GET /healthz, GET /metrics, WebSocket upgrade on any path.\n"
-    "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP is logged and ignored.\n";
+    "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads --tls-cert/--tls-key.\n";
 
 enum {
     OPT_PORT = 256, OPT_BIND, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
     OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
     OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
+    OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY,
 };
 
 static const struct option options[] = {
@@ -74,6 +78,9 @@ static const struct option options[] = {
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"tls-port", required_argument, NULL, OPT_TLS_PORT},
+    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {NULL, 0, NULL, 0},
 };
 
@@ -129,6 +136,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->port = 54398;
+    cfg->tls_port = -1;
     cfg->max_connections = 100000;
     cfg->max_message_size = 16u << 20;
     cfg->handshake_timeout = 10;
@@ -143,13 +151,40 @@ int config_parse(struct config *cfg, int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "?";
-        const char *name = c >= OPT_PORT && c <= OPT_VERSION ? options[c - OPT_PORT].name : flag;
+        const char *name = c >= OPT_PORT && c <= OPT_TLS_KEY ? options[c - OPT_PORT].name : flag;
         switch (c) {
         case OPT_PORT:
+            if (!strcmp(optarg, "off")) {
+                cfg->port_off = 1;
+                break;
+            }
+            if (parse_size(optarg, 65535, &v) < 0 || strpbrk(optarg, "kKmMgG"))
+                return bad(name, optarg, "expected 0-65535 or off");
+            cfg->port = (unsigned)v;
+            cfg->port_off = 0;
+            break;
+        case OPT_TLS_PORT:
             if (parse_size(optarg, 65535, &v) < 0 || strpbrk(optarg, "kKmMgG"))
                 return bad(name, optarg, "expected 0-65535");
-            cfg->port = (unsigned)v;
+            cfg->tls_port = (int)v;
             break;
+        case OPT_TLS_CERT:
+        case OPT_TLS_KEY: {
+            int n = cfg->tls_pair_cnt;
+            const char **slot = c == OPT_TLS_CERT ? cfg->tls_certs : cfg->tls_keys;
+            /* A pair completes with its second half; then a new one starts. */
+            if (cfg->tls_certs[n] && cfg->tls_keys[n])
+                n = ++cfg->tls_pair_cnt;
+            if (n == MAX_TLS_PAIRS)
+                return bad(name, optarg, "too many certificates");
+            if (slot[n])
+                return bad(name, optarg, c == OPT_TLS_CERT ? "expected --tls-key for the previous --tls-cert"
+                                                           : "expected --tls-cert for the previous --tls-key");
+            if (!*optarg)
+                return bad(name, optarg, "empty");
+            slot[n] = optarg;
+            break;
+        }
         case OPT_BIND:
             if (addr_parse(optarg, strlen(optarg), 0, &cfg->bind_addr, &cfg->bind_len) < 0)
                 return bad(name, optarg, "expected an IPv4 or IPv6 address");
@@ -240,6 +275,21 @@ int config_parse(struct config *cfg, int argc, char **argv)
     }
     if (cfg->bind_len)
         addr_set_port(&cfg->bind_addr, cfg->port); /* --port may come after --bind */
+    if (cfg->tls_pair_cnt < MAX_TLS_PAIRS && (cfg->tls_certs[cfg->tls_pair_cnt] || cfg->tls_keys[cfg->tls_pair_cnt])) {
+        if (!cfg->tls_certs[cfg->tls_pair_cnt] || !cfg->tls_keys[cfg->tls_pair_cnt]) {
+            fprintf(stderr, "echo-ev: --tls-cert and --tls-key go in pairs\n");
+            return 2;
+        }
+        cfg->tls_pair_cnt++;
+    }
+    if (cfg->tls_port >= 0 && cfg->tls_pair_cnt == 0) {
+        fprintf(stderr, "echo-ev: --tls-port: needs --tls-cert FILE and --tls-key FILE\n");
+        return 2;
+    }
+    if (cfg->port_off && cfg->tls_port < 0) {
+        fprintf(stderr, "echo-ev: --port off: needs --tls-port (nothing to listen on)\n");
+        return 2;
+    }
     if (cfg->low_water >= cfg->high_water) {
         fprintf(stderr, "echo-ev: --low-water: must be below --high-water\n");
         return 2;

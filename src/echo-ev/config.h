@@ -9,9 +9,15 @@
 #include <sys/socket.h>
 
 #define MAX_LIST 32
+#define MAX_TLS_PAIRS 4
 
 struct config {
     unsigned port;
+    int port_off;             /* --port off: no plain listener */
+    int tls_port;             /* --tls-port, or -1: no TLS listener */
+    const char *tls_certs[MAX_TLS_PAIRS]; /* --tls-cert/--tls-key pairs, in order */
+    const char *tls_keys[MAX_TLS_PAIRS];
+    int tls_pair_cnt;
     struct sockaddr_storage bind_addr; /* --bind with --port filled in */
     socklen_t bind_len;       /* 0: no --bind (dual-stack "::", else 0.0.0.0) */
     int reuse_port;

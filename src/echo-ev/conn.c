@@ -33,6 +33,7 @@
 #include "log.h"
 #include "page.h"
 #include "server.h"
+#include "tls.h"
 
 
 #define READS_PER_EVENT 4 /* fairness: then let other connections run */
@@ -56,6 +57,22 @@ const char *conn_peer(const struct conn *c, char *buf, size_t cap)
     return addr_format((const struct sockaddr *)&s6, buf, cap);
 }
 
+/* ---- transport: the socket itself, or TLS over it (tls.c) ---- */
+
+static ssize_t t_read(struct conn *c, void *buf, size_t len)
+{
+    return c->tls ? tls_read(c, buf, len) : read(c->io.fd, buf, len);
+}
+
+/* Writes a batch; a short count means the socket is full. */
+static ssize_t t_writev(struct conn *c, const struct iovec *iov, int n)
+{
+    if (c->tls)
+        return tls_writev(c, iov, n);
+    /* One buffer (the common small echo) takes the plainer syscall. */
+    return n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len) : writev(c->io.fd, iov, n);
+}
+
 /* Recomputes the watcher's events: read unless paused or done, write while
  * output is blocked. libev only touches epoll when they change. */
 static void update_events(struct server *srv, struct conn *c)
@@ -71,6 +88,12 @@ static void update_events(struct server *srv, struct conn *c)
         ev = EV_READ;
     if (eev_driver_want_write(d))
         ev |= EV_WRITE;
+    if (c->tls) {
+        ev |= tls_events(c->tls);
+        /* Records OpenSSL already read are invisible to epoll. */
+        if ((ev & EV_READ) && tls_buffered(c->tls))
+            ev_feed_event(srv->loop, &c->io, EV_READ);
+    }
     if (ev != (c->io.events & (EV_READ | EV_WRITE))) {
         ev_io_stop(srv->loop, &c->io);
         ev_io_set(&c->io, c->io.fd, ev);
@@ -107,6 +130,7 @@ void conn_destroy(struct server *srv, struct conn *c)
     srv->queued -= c->queued;
     conn_list_remove(srv, c);
     ev_io_stop(srv->loop, &c->io);
+    tls_conn_del(c->tls);
     close(c->io.fd);
     eev_driver_free(conn_driver(c));
     pool_put(&srv->conn_pool, c);
@@ -124,8 +148,7 @@ static int flush(struct conn *c)
         size_t want = 0;
         for (int i = 0; i < n; i++)
             want += iov[i].iov_len;
-        /* One buffer (the common small echo) takes the plainer syscall. */
-        ssize_t w = n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len) : writev(c->io.fd, iov, n);
+        ssize_t w = t_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -143,6 +166,8 @@ static void linger(struct server *srv, struct conn *c)
 {
     c->flags |= C_LINGER;
     c->flags &= (uint8_t)~C_PAUSED;
+    if (c->tls)
+        tls_shutdown(c->tls);
     shutdown(c->io.fd, SHUT_WR);
     conn_list_add(srv, c, L_CLOSING);
 }
@@ -205,7 +230,7 @@ static int on_readable(struct server *srv, struct conn *c)
     eev_driver *d = conn_driver(c);
 
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = read(c->io.fd, srv->rbuf, SERVER_RBUF_SIZE);
+        ssize_t n = t_read(c, srv->rbuf, SERVER_RBUF_SIZE);
         if (n > 0) {
             if (c->flags & C_LINGER)
                 continue; /* draining: discard */
@@ -257,6 +282,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     struct server *srv = srv_of(c);
 
     (void)loop;
+    if (c->tls)
+        revents = tls_revents(c->tls, revents);
     if ((revents & EV_WRITE) && flush(c) < 0) {
         eev_driver_eof(conn_driver(c));
         conn_destroy(srv, c);
@@ -269,7 +296,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     proceed(srv, c);
 }
 
-int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only)
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only, int tls)
 {
     struct conn *c = pool_get(&srv->conn_pool);
 
@@ -292,7 +319,9 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metri
     c->last_msg = server_ticks(srv);
     if (metrics_only)
         c->flags |= C_METRICS;
-    if (eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
+    if ((tls && !(c->tls = tls_conn_new(srv->tls, fd))) ||
+        eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
+        tls_conn_del(c->tls);
         pool_put(&srv->conn_pool, c);
         close(fd);
         return -1;
@@ -339,6 +368,8 @@ void conn_expire(struct server *srv, struct conn *c, int list)
     case L_HANDSHAKE:
         if (!(c->flags & C_OPENED) && eev_driver_out_len(conn_driver(c)) == 0)
             srv->m.hs_failures[HSF_TIMEOUT]++;
+        if (c->tls)
+            tls_count_timeout(c->tls);
         log_info("#%u %s handshake timeout", c->id, conn_peer(c, peer, sizeof(peer)));
         conn_destroy(srv, c);
         return;

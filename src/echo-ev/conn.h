@@ -15,6 +15,7 @@
 #include "eev/driver.h"
 
 struct server;
+struct tls_conn;
 
 enum {
     C_PAUSED = 1 << 0,   /* reading stopped: too much output queued */
@@ -34,6 +35,7 @@ struct conn {
     ev_io io;                 /* io.data points at the server */
     struct conn *prev, *next; /* in srv->lists[list] */
     size_t queued;            /* output queued at the last count (srv->queued) */
+    struct tls_conn *tls;     /* wss://: the transport is TLS (tls.c); NULL: the socket */
     uint32_t placed;          /* when it joined its list (ticks) */
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;
@@ -49,8 +51,9 @@ static inline eev_driver *conn_driver(struct conn *c)
     return (eev_driver *)c->drv;
 }
 
-/* Takes over an accepted socket. Returns 0, or -1 (fd closed). */
-int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only);
+/* Takes over an accepted socket (tls: speak TLS on it). Returns 0, or -1
+ * (fd closed). */
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only, int tls);
 
 /* Driver callbacks shared by all connections. */
 extern const eev_callbacks conn_callbacks;

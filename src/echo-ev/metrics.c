@@ -39,6 +39,10 @@ static int close_label(uint16_t code)
     return 18;
 }
 
+static const char *const tls_names[TLSF_N] = {"plain_http", "handshake", "handshake_eof",
+                                              "handshake_timeout", "renegotiation", "truncated",
+                                              "protocol"};
+
 void metrics_count_close(struct metrics *m, uint16_t code)
 {
     m->closed[close_label(code)]++;
@@ -145,6 +149,16 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
     for (int i = 0; i < HSF_N; i++)
         put(&o, "echo_ev_handshake_failures_total{reason=\"%s\"} %llu\n", hs_names[i],
             (unsigned long long)m->hs_failures[i]);
+    put(&o, "# HELP echo_ev_tls_handshakes_total Completed TLS handshakes.\n"
+            "# TYPE echo_ev_tls_handshakes_total counter\n"
+            "echo_ev_tls_handshakes_total{resumed=\"false\"} %llu\n"
+            "echo_ev_tls_handshakes_total{resumed=\"true\"} %llu\n",
+        (unsigned long long)m->tls_handshakes[0], (unsigned long long)m->tls_handshakes[1]);
+    put(&o, "# HELP echo_ev_tls_errors_total TLS connections closed on an error, by reason.\n"
+            "# TYPE echo_ev_tls_errors_total counter\n");
+    for (int i = 0; i < TLSF_N; i++)
+        put(&o, "echo_ev_tls_errors_total{reason=\"%s\"} %llu\n", tls_names[i],
+            (unsigned long long)m->tls_failures[i]);
     counter(&o, "echo_ev_backpressure_pauses_total",
             "Times reading from a client stopped because its echoes were not read.",
             m->backpressure_pauses);

@@ -13,6 +13,12 @@ enum hs_failure {
     HSF_BAD_REQUEST, HSF_VERSION, HSF_TOO_LARGE, HSF_ORIGIN, HSF_TIMEOUT, HSF_CAPACITY, HSF_N
 };
 
+/* TLS connections that broke, by what broke them. */
+enum tls_failure {
+    TLSF_PLAIN_HTTP, TLSF_HANDSHAKE, TLSF_HANDSHAKE_EOF, TLSF_HANDSHAKE_TIMEOUT, TLSF_RENEGOTIATION,
+    TLSF_TRUNCATED, TLSF_PROTOCOL, TLSF_N
+};
+
 /* Close-code labels: one per standard code, then one per class, so a peer
  * sending rare codes cannot crowd out the common ones. */
 #define CLOSE_LABELS 19
@@ -26,6 +32,8 @@ struct metrics {
     uint64_t bytes_in, bytes_out; /* message payload bytes */
     uint64_t backpressure_pauses;
     uint64_t hs_failures[HSF_N];
+    uint64_t tls_handshakes[2]; /* full, resumed */
+    uint64_t tls_failures[TLSF_N];
     uint64_t closed[CLOSE_LABELS];       /* by close_label() */
     uint64_t msg_size[MSG_SIZE_BUCKETS]; /* received messages, not cumulative */
     double start_time;                   /* Unix time */

@@ -6,12 +6,23 @@
 #include "sd.h"
 
 #ifdef HAVE_SYSTEMD
+#include <string.h>
 #include <systemd/sd-daemon.h>
+
+static char **fd_names; /* FileDescriptorName= of each inherited socket */
+static int fd_cnt;
 
 int sd_inherited_fds(void)
 {
-    int n = sd_listen_fds(1);
-    return n > 0 ? n : 0;
+    /* Takes the names too: the environment that holds them is cleared. */
+    int n = sd_listen_fds_with_names(1, &fd_names);
+    fd_cnt = n > 0 ? n : 0;
+    return fd_cnt;
+}
+
+int sd_fd_is_named(int i, const char *name)
+{
+    return fd_names && i < fd_cnt && fd_names[i] && strcmp(fd_names[i], name) == 0;
 }
 
 void sd_tell(const char *state)
@@ -32,6 +43,13 @@ int sd_supported(void)
 #else
 int sd_inherited_fds(void)
 {
+    return 0;
+}
+
+int sd_fd_is_named(int i, const char *name)
+{
+    (void)i;
+    (void)name;
     return 0;
 }
 

@@ -9,6 +9,8 @@
 
 /* Number of sockets passed by socket activation (fds 3..3+n-1), or 0. */
 int sd_inherited_fds(void);
+/* Non-zero when inherited socket i (0-based) has FileDescriptorName=name. */
+int sd_fd_is_named(int i, const char *name);
 /* Sends a notification ("READY=1", "STATUS=..."); ignored when not under
  * systemd. */
 void sd_tell(const char *state);

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "log.h"
 #include "sd.h"
+#include "tls.h"
 
 #define ACCEPTS_PER_EVENT 64
 #define CLOSE_WAIT 5.0 /* seconds to wait for a peer's Close or EOF */
@@ -266,7 +267,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (conn_accept(srv, fd, (struct sockaddr *)&ss, lst->metrics_only) == 0)
+        if (conn_accept(srv, fd, (struct sockaddr *)&ss, lst->metrics_only, lst->tls) == 0)
             srv->nconn++;
         else
             log_error("out of memory accepting a connection");
@@ -275,7 +276,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 /* ---- listening sockets ---- */
 
-static void add_listener(struct server *srv, int fd, int metrics_only)
+static void add_listener(struct server *srv, int fd, int metrics_only, int tls)
 {
     struct listener *l = &srv->lst[srv->nlst++];
     struct sockaddr_storage ss;
@@ -290,8 +291,9 @@ static void add_listener(struct server *srv, int fd, int metrics_only)
     ev_init(&l->rest, on_rest_over);
     l->rest.data = l;
     l->metrics_only = metrics_only;
+    l->tls = tls;
     ev_io_start(srv->loop, &l->io);
-    log_info("listening on %s%s", name, metrics_only ? " (metrics)" : "");
+    log_info("listening on %s%s", name, metrics_only ? " (metrics)" : tls ? " (tls)" : "");
 }
 
 /* Binds and listens. Returns the fd, or -1 with errno set. */
@@ -320,15 +322,17 @@ Fail:;
 /* Listens on ss (from the CLI); NULL means the default: dual-stack "::",
  * or 0.0.0.0 where IPv6 is absent. Returns 0, or 1 after saying why not. */
 static int listen_on(struct server *srv, const struct sockaddr_storage *addr, socklen_t len,
-                     unsigned port, int metrics_only)
+                     unsigned port, int metrics_only, int tls)
 {
     struct sockaddr_storage ss;
     socklen_t sl = len;
     char name[80];
 
-    if (addr)
+    if (addr) {
         ss = *addr;
-    else
+        if (tls)
+            addr_set_port(&ss, port); /* --bind serves both ports */
+    } else
         addr_parse("::", 2, port, &ss, &sl);
     int fd = open_listener(srv, &ss, sl);
     if (fd < 0 && !addr && (errno == EAFNOSUPPORT || errno == EADDRNOTAVAIL)) {
@@ -340,7 +344,7 @@ static int listen_on(struct server *srv, const struct sockaddr_storage *addr, so
         fprintf(stderr, "echo-ev: cannot listen on %s: %s\n", name, strerror(errno));
         return 1;
     }
-    add_listener(srv, fd, metrics_only);
+    add_listener(srv, fd, metrics_only, tls);
     return 0;
 }
 
@@ -429,7 +433,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     (void)loop;
     (void)revents;
     if (w->signum == SIGHUP) {
-        log_info("SIGHUP: nothing to reload");
+        if (srv->tls)
+            tls_server_reload(srv->tls);
+        else
+            log_info("SIGHUP: nothing to reload");
         return;
     }
     log_info("%s received", w->signum == SIGINT ? "SIGINT" : "SIGTERM");
@@ -486,6 +493,9 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         setrlimit(RLIMIT_NOFILE, &rl);
     }
 
+    if (cfg->tls_pair_cnt && !(srv->tls = tls_server_new(cfg, &srv->m)))
+        return 1;
+    int ntls = 0;
     int inherited = sd_inherited_fds();
     if (inherited > 0) {
         for (int i = 0; i < inherited && srv->nlst < MAX_LISTENERS; i++) {
@@ -496,17 +506,32 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
                                 "ListenStream= and Accept=no)\n", fd);
                 return 1;
             }
+            /* FileDescriptorName=tls in the .socket unit marks wss:// ones. */
+            int tls = sd_fd_is_named(i, "tls");
             fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
             fcntl(fd, F_SETFD, FD_CLOEXEC);
-            add_listener(srv, fd, 0);
+            if (tls && !srv->tls) {
+                fprintf(stderr, "echo-ev: inherited socket %d is named 'tls': needs --tls-cert and --tls-key\n", fd);
+                return 1;
+            }
+            add_listener(srv, fd, 0, tls);
+            ntls += tls;
         }
         log_info("using %d socket(s) from socket activation", inherited);
-    } else if ((rv = listen_on(srv, cfg->bind_len ? &cfg->bind_addr : NULL, cfg->bind_len,
-                               cfg->port, 0)) != 0) {
-        return rv;
+    } else {
+        const struct sockaddr_storage *a = cfg->bind_len ? &cfg->bind_addr : NULL;
+        if (!cfg->port_off && (rv = listen_on(srv, a, cfg->bind_len, cfg->port, 0, 0)) != 0)
+            return rv;
+        if (cfg->tls_port >= 0 && (rv = listen_on(srv, a, cfg->bind_len, (unsigned)cfg->tls_port, 0, 1)) != 0)
+            return rv;
+        ntls = cfg->tls_port >= 0;
+    }
+    if (srv->tls && !ntls) {
+        fprintf(stderr, "echo-ev: --tls-cert given but no TLS listener (--tls-port N, or a socket named 'tls')\n");
+        return 2;
     }
     if (cfg->metrics_len &&
-        (rv = listen_on(srv, &cfg->metrics_addr, cfg->metrics_len, 0, 1)) != 0)
+        (rv = listen_on(srv, &cfg->metrics_addr, cfg->metrics_len, 0, 1, 0)) != 0)
         return rv;
 
     srv->rbuf = malloc(SERVER_RBUF_SIZE);
@@ -546,6 +571,7 @@ int server_run(struct server *srv)
     log_info("exiting");
     free(srv->rbuf);
     pool_destroy(&srv->conn_pool);
+    tls_server_del(srv->tls);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     return 0;

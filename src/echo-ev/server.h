@@ -22,6 +22,7 @@
 #include "pool.h"
 
 struct conn;
+struct tls_server;
 
 /*
  * Connections waiting on the same kind of deadline, oldest first. Every
@@ -49,6 +50,7 @@ struct listener {
     double backoff;
     double last_log;
     unsigned long errors; /* since the last line that reported them */
+    int tls;          /* wss:// (https for the page) */
 };
 
 struct server {
@@ -69,6 +71,7 @@ struct server {
     double last_emfile_log;
     uint8_t *rbuf;   /* shared read buffer */
     struct pool conn_pool; /* struct conn + driver, one slot each */
+    struct tls_server *tls; /* certificates for TLS listeners, or NULL */
     int draining;
     ev_signal sig_int, sig_term, sig_hup;
     ev_timer shutdown_timer, status_timer, watchdog_timer, accept_retry;
