@@ -56,7 +56,7 @@ enum {
     T_READ_WANTS_W = 1 << 1, /* SSL_read needs the socket writable */
     T_WRITE_WANTS_R = 1 << 2, /* SSL_write needs the socket readable */
     T_MORE = 1 << 3,        /* records left in OpenSSL after a full buffer */
-    T_PEEKED = 1 << 4,      /* first byte checked for plain HTTP */
+    T_PEEKED = 1 << 4,      /* a first byte came (and was not plain HTTP) */
     T_RENEG = 1 << 5,       /* the client tried to renegotiate */
     T_DONE = 1 << 6,        /* failed or close_notify sent: no more shutdown */
 };
@@ -371,7 +371,7 @@ static ssize_t failed(struct conn *c, int err)
         /* The TCP connection ended or broke under TLS. */
         int reset = err == SSL_ERROR_SYSCALL && saved != 0;
         if (!(t->flags & T_UP)) {
-            if (SSL_in_before(t->ssl) && !reset) {
+            if (!(t->flags & T_PEEKED) && !reset) {
                 ERR_clear_error();
                 return 0; /* connected and left: a port probe, not a TLS error */
             }

@@ -543,12 +543,13 @@ class Shared:
         self.srv.assert_clean_exit(rc)
 
 
-def node_results(script, args, timeout):
+def node_results(script, args, timeout, env=None):
     node = shutil.which("node") or shutil.which("nodejs")
     check(node is not None, "node not installed")
     check(os.path.isdir(os.path.join(HERE, "..", "node_modules", "ws")), "test/node_modules missing: run `npm ci` in test/")
     p = subprocess.run([node, os.path.join(HERE, script), *args], cwd=HERE, stdin=subprocess.DEVNULL,
-                       capture_output=True, timeout=timeout * slow_factor())
+                       capture_output=True, timeout=timeout * slow_factor(),
+                       env=dict(os.environ, **env) if env else None)
     out = []
     for ln in p.stdout.decode("utf-8", "replace").splitlines():
         try:
