@@ -144,7 +144,10 @@ static SSL_CTX *load(const struct config *cfg, char *err, size_t cap)
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* A TCP EOF between records is an ordinary end (many clients close
+     * without close_notify); one inside a record is still caught, by the
+     * bytes left over (failed()). */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_IGNORE_UNEXPECTED_EOF);
     /* Mozilla intermediate: the client picks among good ciphers. */
     SSL_CTX_clear_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     /* Release record buffers when empty (an idle connection keeps none);
@@ -359,16 +362,14 @@ static void handshake_done(struct conn *c)
 static ssize_t failed(struct conn *c, int err)
 {
     struct tls_conn *t = c->tls;
-    unsigned long e = ERR_peek_last_error();
     char why[200], what[240];
     int saved = errno;
 
     if (t->flags & T_RENEG)
         return broken(c, TLSF_RENEGOTIATION, "client renegotiation refused");
-    if (err == SSL_ERROR_ZERO_RETURN)
-        return 0; /* close_notify */
-    if (err == SSL_ERROR_SYSCALL || (err == SSL_ERROR_SSL && ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING)) {
-        /* The TCP connection ended or broke under TLS. */
+    if (err == SSL_ERROR_ZERO_RETURN || err == SSL_ERROR_SYSCALL) {
+        /* close_notify, or the TCP connection ended (IGNORE_UNEXPECTED_EOF
+         * makes that look the same) or broke. */
         int reset = err == SSL_ERROR_SYSCALL && saved != 0;
         if (!(t->flags & T_UP)) {
             if (!(t->flags & T_PEEKED) && !reset) {
@@ -381,12 +382,14 @@ static ssize_t failed(struct conn *c, int err)
         if (SSL_has_pending(t->ssl))
             return broken(c, TLSF_TRUNCATED, "connection closed in the middle of a record");
         ERR_clear_error();
-        t->flags |= T_DONE;
         if (reset) {
+            t->flags |= T_DONE;
             errno = saved;
             return -1;
         }
-        return 0; /* EOF without close_notify: WebSocket's close says if that was clean */
+        /* The peer is done sending; we may still write what it is owed.
+         * Whether the end was clean is for the WebSocket close to say. */
+        return 0;
     }
     snprintf(what, sizeof(what), "%s: %s", t->flags & T_UP ? "protocol error" : "handshake failed",
              ssl_reason(why, sizeof(why)));

@@ -8,6 +8,7 @@ import asyncio
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -401,3 +402,24 @@ def activation():
         assert_tls_served(View, p.ca)
         s.wait_log(r"listening on 127\.0\.0\.1:%d \(tls\)" % ports[1], 5)
         assert_served(ports[0])
+
+
+@test("half-close over TLS: close_notify + FIN after a 1 MiB message, the whole echo still comes back")
+def half_close():
+    s = srv()
+    t = TlsRaw(s.tls_port, pki().ca)
+    t.handshake()
+    t.upgrade(s.tls_port)
+    payload = os.urandom(1 << 20)
+    t.sendall(eevtest.frame(0x2, payload))
+    try:
+        t.obj.unwrap()  # close_notify
+    except ssl.SSLWantReadError:
+        pass
+    t.sock.sendall(t.out.read())
+    t.sock.shutdown(socket.SHUT_WR)
+    hdr = t.read_exact(10, 10)
+    check(hdr == b"\x82\x7f" + (1 << 20).to_bytes(8, "big"), "echo header %r" % hdr)
+    check(t.read_exact(1 << 20, 10) == payload, "echo differs")
+    t.close()
+    assert_tls_served(s, pki().ca)
