@@ -169,9 +169,11 @@ class Proc:
 
     def wait(self, timeout):
         try:
-            return self.p.wait(timeout=timeout)
+            rc = self.p.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        self.t.join(5)  # its last lines are read before anyone looks at text()
+        return rc
 
     def stop(self, timeout=10.0):
         """SIGTERM, then SIGKILL after timeout. Returns the exit status."""
