@@ -6,6 +6,7 @@ a check that other clients are still served."""
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import ssl
@@ -179,6 +180,7 @@ def renegotiation():
         p.stdin.flush()
         s.wait_log(r"tls: client renegotiation refused", 5, start=n0)
         check(p.wait(10 * slow_factor()) is not None, "s_client still connected")
+        assert_tls_served(s, pki().ca)
     finally:
         p.kill()
         out = p.communicate()[0].decode()
@@ -195,9 +197,10 @@ def renegotiation():
 def bad_input_check(s, reason, before, n0, pattern):
     poll(lambda: tls_errors(s, reason) > before, 5)
     check(tls_errors(s, reason) - before == 1, "%s: counted %d times, want 1" % (reason, tls_errors(s, reason) - before))
+    s.wait_log(re.escape(pattern), 5, start=n0)  # logging is buffered: the line may come after the count
+    assert_tls_served(s, pki().ca)  # (which also gives a second line time to show up)
     hits = [ln for ln in s.lines[n0:] if pattern in ln]
     check(len(hits) == 1, "%s: %d log lines with %r, want 1:\n%s" % (reason, len(hits), pattern, "\n".join(s.lines[n0:])))
-    assert_tls_served(s, pki().ca)
     assert_served(s.port)
 
 
