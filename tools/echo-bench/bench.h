@@ -90,6 +90,7 @@ struct bench {
     double warmup;
     double rate; /* 0: closed loop */
     double grace;
+    uint64_t messages; /* --messages: the total to send, then stop (0: no limit) */
     uint32_t connect_conc;
     int json;
     int quiet;
@@ -134,6 +135,7 @@ struct bench {
     uint64_t conn_errors;
     uint64_t backlog; /* open loop: intended sends never made */
     uint64_t outstanding;
+    uint64_t short_count; /* --messages: echoes missing when time ran out */
 };
 
 extern struct bench g;
@@ -166,6 +168,7 @@ void sched_remove(conn *c);
 int run(void);
 void run_check_done(void);
 void connect_more(void);
+void begin_grace(void);
 void begin_close(void);
 
 /* report.c */

@@ -133,6 +133,10 @@ int load_on_message(eev_driver *d, const eev_message_arg *m, void *ud)
     }
     if (t_send >= g.t_measure && t_send < g.t_end)
         hist_add(&g.lat, g.now > t_send ? g.now - t_send : 0);
+    if (g.messages && g.received == g.messages && g.phase == PH_RUN) {
+        g.t_end = g.now > g.t_measure ? g.now : g.t_measure;
+        begin_grace(); /* every message echoed: the run is over */
+    }
     return 0;
 }
 
@@ -171,9 +175,17 @@ static int send_one(conn *c, uint64_t t)
     return 0;
 }
 
+/* --messages: this connection's share of the total. */
+static uint64_t quota(const conn *c)
+{
+    uint64_t i = c->id - g.hold_id_base;
+    return g.messages / g.conns + (i < g.messages % g.conns);
+}
+
 static int may_produce(conn *c)
 {
-    return c->state == C_OPEN && !c->closed && eev_driver_out_len(c->drv) < OUT_HIGH_WATER;
+    return c->state == C_OPEN && !c->closed && eev_driver_out_len(c->drv) < OUT_HIGH_WATER &&
+           (!g.messages || c->next_seq < quota(c));
 }
 
 /* Sends what the mode calls for now: top up the window (closed loop) or

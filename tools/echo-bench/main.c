@@ -65,6 +65,11 @@ int main(int argc, char **argv)
     if (g.phase != PH_DONE || g.t_start == 0)
         return 1; /* never got past connecting */
     count_backlog();
+    if (g.messages && g.received < g.messages) {
+        g.short_count = g.messages - g.received;
+        fprintf(stderr, "echo-bench: %llu of %llu messages echoed within the time limit\n",
+                (unsigned long long)g.received, (unsigned long long)g.messages);
+    }
     if (g.json)
         report_json();
     else

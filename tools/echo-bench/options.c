@@ -36,6 +36,9 @@ static void usage(FILE *f)
             "                          the intended send time (no coordinated omission)\n"
             "  -d, --duration SECONDS  measured duration (default 10)\n"
             "  -w, --warmup SECONDS    warmup before measuring, not counted (default 1)\n"
+            "  -n, --messages N        send N messages in all (spread evenly over the\n"
+            "                          connections) and stop once all are echoed; -d is\n"
+            "                          then a time limit, and --warmup defaults to 0\n"
             "      --grace SECONDS     after the run, wait this long for outstanding\n"
             "                          echoes before counting them lost (default 2)\n"
             "      --connect-concurrency N\n"
@@ -235,6 +238,7 @@ void options_parse(int argc, char **argv)
         {"duration", required_argument, NULL, 'd'},
         {"warmup", required_argument, NULL, 'w'},
         {"grace", required_argument, NULL, OPT_GRACE},
+        {"messages", required_argument, NULL, 'n'},
         {"json", no_argument, NULL, OPT_JSON},
         {"connect-rate", no_argument, NULL, OPT_CONNECT_RATE},
         {"hold", required_argument, NULL, OPT_HOLD},
@@ -252,8 +256,8 @@ void options_parse(int argc, char **argv)
     g.grace = 2;
     g.connect_conc = 256;
     g.hold_report_fd = -1;
-    int ch;
-    while ((ch = getopt_long(argc, argv, "c:s:i:r:d:w:qh", longopts, NULL)) != -1) {
+    int ch, warmup_given = 0;
+    while ((ch = getopt_long(argc, argv, "c:s:i:r:d:w:n:qh", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c': {
             uint64_t v = parse_u64(optarg, "connection count", 0);
@@ -291,6 +295,12 @@ void options_parse(int argc, char **argv)
             break;
         case 'w':
             g.warmup = parse_secs(optarg, "warmup");
+            warmup_given = 1;
+            break;
+        case 'n':
+            g.messages = parse_u64(optarg, "message count", 0);
+            if (g.messages < 1)
+                die_usage("message count %s must be positive", optarg);
             break;
         case OPT_GRACE:
             g.grace = parse_secs(optarg, "grace");
@@ -332,5 +342,7 @@ void options_parse(int argc, char **argv)
     g.url = argv[optind];
     if (g.mode != MODE_HOLD && g.duration <= 0)
         die_usage("%s", "duration must be positive");
+    if (g.messages && !warmup_given)
+        g.warmup = 0;
     parse_url(g.url);
 }

@@ -30,7 +30,7 @@ void count_backlog(void)
 
 int has_errors(void)
 {
-    return g.lost || g.corrupted || g.out_of_order || g.unexpected || g.conn_errors;
+    return g.lost || g.corrupted || g.out_of_order || g.unexpected || g.conn_errors || g.short_count;
 }
 
 void report_human(void)

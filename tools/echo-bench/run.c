@@ -64,7 +64,7 @@ void begin_close(void)
 }
 
 /* No new sends (or handshakes); loops in progress finish their cycle. */
-static void begin_grace(void)
+void begin_grace(void)
 {
     g.phase = PH_GRACE;
     g.t_grace = now_ns() + (uint64_t)(g.grace * 1e9);
