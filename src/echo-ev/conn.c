@@ -125,6 +125,8 @@ void conn_destroy(struct server *srv, struct conn *c)
         metrics_count_close(&srv->m, code);
         srv->ws_open--;
     } else {
+        if (c->flags & C_SPARE)
+            srv->spare_open--;
         log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
     }
     srv->queued -= c->queued;
@@ -296,7 +298,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     proceed(srv, c);
 }
 
-int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only, int tls)
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags, int tls)
 {
     struct conn *c = pool_get(&srv->conn_pool);
 
@@ -317,8 +319,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metri
     }
     c->id = ++srv->next_id;
     c->last_msg = server_ticks(srv);
-    if (metrics_only)
-        c->flags |= C_METRICS;
+    c->flags = (uint8_t)flags;
     if ((tls && !(c->tls = tls_conn_new(srv->tls, fd))) ||
         eev_driver_init(conn_driver(c), &srv->cb, &srv->opt, c) < 0) {
         tls_conn_del(c->tls);
@@ -433,7 +434,7 @@ static int origin_allowed(const struct config *cfg, const eev_request_arg *req)
     return 1; /* no Origin: not a browser, which is what --origin guards */
 }
 
-static void serve_metrics(struct server *srv, eev_driver *d)
+static void serve_metrics(struct server *srv, eev_driver *d, int close)
 {
     struct metrics_gauges g;
     size_t len;
@@ -442,16 +443,54 @@ static void serve_metrics(struct server *srv, eev_driver *d)
     char *body = metrics_render(&srv->m, &g, &len);
 
     if (!body) {
-        reply(d, 500, "Content-Type: text/plain\r\n", "out of memory\n", 14);
+        eev_driver_http_reply(d, 500, "Content-Type: text/plain\r\n", "out of memory\n", 14, close);
         return;
     }
-    reply(d, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n", body, len);
+    eev_driver_http_reply(d, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n", body, len,
+                          close);
     free(body);
 }
 
 static int path_is(const eev_request_arg *req, const char *p)
 {
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
+}
+
+/* /healthz: the process is alive, "ok", or "full" at --max-connections
+ * (still 200: a full instance is not a dead one). /readyz: 503 when full or
+ * draining, so a load balancer stops sending new clients without cutting
+ * the ones it has. */
+static void health(struct server *srv, struct conn *c, const eev_request_arg *req, int close)
+{
+    eev_driver *d = conn_driver(c);
+    int ready = path_is(req, "/readyz");
+    /* Full: no room for one more client once this request's connection is gone. */
+    unsigned long held = srv->nconn - srv->spare_open - !(c->flags & C_SPARE);
+    int full = held >= srv->cfg->max_connections;
+    const char *state = srv->draining ? "draining\n" : full ? "full\n" : "ok\n";
+    int status = ready && state[0] != 'o' ? 503 : 200;
+
+    eev_driver_http_reply(d, status, "Content-Type: text/plain\r\nCache-Control: no-store\r\n", state,
+                          strlen(state), close);
+}
+
+/* A connection on a spare slot (the server is full) gets health checks and
+ * metrics, one request each, and 503 for anything else. */
+static void spare_request(struct server *srv, struct conn *c, eev_driver *d, const eev_request_arg *req,
+                          int metrics_here)
+{
+    int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+
+    if (get && (path_is(req, "/healthz") || path_is(req, "/readyz"))) {
+        health(srv, c, req, 1);
+    } else if (get && path_is(req, "/metrics") && metrics_here) {
+        serve_metrics(srv, d, 1);
+    } else {
+        if (req->is_websocket)
+            srv->m.hs_failures[HSF_CAPACITY]++;
+        eev_driver_http_reply(d, 503, "Content-Type: text/plain\r\n", "too many clients\n", 17, 1);
+    }
+    (void)c;
 }
 
 static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
@@ -462,6 +501,12 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     int metrics_here = (c->flags & C_METRICS) ||
                        (srv->cfg->metrics && (!srv->cfg->metrics_bind || srv->cfg->metrics_public));
     const struct page_asset *asset;
+
+    if (c->flags & C_SPARE) {
+        srv->m.http_requests++;
+        spare_request(srv, c, d, req, metrics_here);
+        return 0;
+    }
 
     srv->m.http_requests++;
     conn_list_add(srv, c, L_HANDSHAKE); /* keep-alive: a fresh deadline */
@@ -480,10 +525,10 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     }
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
         reply(d, 405, "Allow: GET\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
-    } else if (path_is(req, "/healthz")) {
-        reply(d, 200, "Content-Type: text/plain\r\nCache-Control: no-store\r\n", "ok\n", 3);
+    } else if (path_is(req, "/healthz") || path_is(req, "/readyz")) {
+        health(srv, c, req, 0);
     } else if (path_is(req, "/metrics") && metrics_here) {
-        serve_metrics(srv, d);
+        serve_metrics(srv, d, 0);
     } else if (!(c->flags & C_METRICS) && (asset = page_find(req->path, req->path_len))) {
         reply(d, 200, asset->headers, (const char *)asset->body, asset->len);
     } else {

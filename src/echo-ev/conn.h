@@ -25,6 +25,7 @@ enum {
     C_OPENED = 1 << 4,   /* the WebSocket opened (logged, counted) */
     C_RX = 1 << 5,       /* input arrived since the last ping check */
     C_PEER_EOF = 1 << 6, /* the peer half-closed: flush what it is owed, then close */
+    C_SPARE = 1 << 7,    /* accepted beyond --max-connections: health checks only */
 };
 
 /*
@@ -51,9 +52,9 @@ static inline eev_driver *conn_driver(struct conn *c)
     return (eev_driver *)c->drv;
 }
 
-/* Takes over an accepted socket (tls: speak TLS on it). Returns 0, or -1
- * (fd closed). */
-int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int metrics_only, int tls);
+/* Takes over an accepted socket; flags: C_METRICS, C_SPARE; tls: speak TLS
+ * on it. Returns 0, or -1 (fd closed). */
+int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags, int tls);
 
 /* Driver callbacks shared by all connections. */
 extern const eev_callbacks conn_callbacks;

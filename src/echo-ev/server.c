@@ -29,6 +29,7 @@
 #define ACCEPTS_PER_EVENT 64
 #define CLOSE_WAIT 5.0 /* seconds to wait for a peer's Close or EOF */
 #define LISTEN_BACKLOG 4096
+#define SPARE_SLOTS 8 /* connections beyond --max-connections for health checks */
 
 static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                     "Content-Type: text/plain\r\nContent-Length: 18\r\n"
@@ -253,7 +254,13 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         }
         lst->backoff = 0;
         srv->m.accepted++;
-        if (srv->nconn >= srv->cfg->max_connections) {
+        /* When full, a few spare slots still answer health checks (the
+         * metrics listener is never full), so a load balancer can tell
+         * "full" from "down"; beyond them, 503 at once. */
+        int flags = lst->metrics_only ? C_METRICS : 0;
+        if (!lst->metrics_only && server_full(srv) && srv->spare_open < SPARE_SLOTS) {
+            flags |= C_SPARE;
+        } else if (!lst->metrics_only && server_full(srv)) {
             srv->m.hs_failures[HSF_CAPACITY]++;
             if (write(fd, busy_response, sizeof(busy_response) - 1) < 0) {
                 /* the client is gone already */
@@ -267,9 +274,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             continue;
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        if (conn_accept(srv, fd, (struct sockaddr *)&ss, lst->metrics_only, lst->tls) == 0)
+        if (conn_accept(srv, fd, (struct sockaddr *)&ss, flags, lst->tls) == 0) {
             srv->nconn++;
-        else
+            srv->spare_open += (flags & C_SPARE) != 0;
+        } else
             log_error("out of memory accepting a connection");
     }
 }

@@ -63,6 +63,7 @@ struct server {
     struct conn_list lists[L_COUNT];
     unsigned long nconn;      /* every accepted connection */
     unsigned long ws_open;    /* those upgraded to WebSocket */
+    unsigned long spare_open; /* those on spare slots (health checks when full) */
     uint64_t queued;          /* sum of the connections' queued output */
     long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
@@ -89,6 +90,11 @@ uint32_t server_ticks(const struct server *srv);
 
 void conn_list_add(struct server *srv, struct conn *c, int list);
 void conn_list_remove(struct server *srv, struct conn *c);
+/* At --max-connections (connections on spare slots aside). */
+static inline int server_full(const struct server *srv)
+{
+    return srv->nconn - srv->spare_open >= srv->cfg->max_connections;
+}
 /* The gauges /metrics shows, from counts kept as things happen. */
 void server_gauges(const struct server *srv, struct metrics_gauges *g);
 /* Called by conn.c when a connection is gone. */
