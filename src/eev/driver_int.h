@@ -1,9 +1,9 @@
 /*
  * driver_int.h - the driver object (opaque to users of eev/driver.h),
- * shared by the two files that implement it: driver.c (the open
- * connection: frames, messages, close, output) and handshake_recv.c (the
- * CONNECTING state and the auxiliary state, entry points below). Calls go
- * one way, from driver.c into handshake_recv.c.
+ * shared by the files that implement it: driver.c (the open connection:
+ * frames, messages, close, output) and handshake_recv.c (the CONNECTING
+ * state and the auxiliary state, entry points below). Calls go one way,
+ * from driver.c into handshake_recv.c.
  */
 #ifndef EEV_DRIVER_INT_H
 #define EEV_DRIVER_INT_H
