@@ -214,10 +214,20 @@ void eev_driver_free(eev_driver *d);
  * Feeds received bytes. The buffer is modified in place (payloads are
  * unmasked where they lie) and may be reused once the call returns: the
  * driver keeps what it needs. Any split of the stream is accepted.
- * Returns len (all consumed), or EEV_ERR_NOMEM / EEV_ERR_CALLBACK (fatal).
+ * Returns len (all consumed), fewer after eev_driver_recv_yield() (the
+ * rest, unread and unchanged, is the owner's to feed again later), or
+ * EEV_ERR_NOMEM / EEV_ERR_CALLBACK (fatal).
  * Bytes that arrive after the driver stopped reading are ignored.
  */
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len);
+
+/*
+ * Server role, from inside on_request: the current eev_driver_recv()
+ * returns right after this request, with the bytes consumed so far. An
+ * owner uses it to cap pipelined HTTP requests: it stops reading, keeps
+ * the rest of the input, and feeds it once the responses have been sent.
+ */
+void eev_driver_recv_yield(eev_driver *d);
 
 /* The transport reached end of stream or failed: reports on_close (1006
  * unless the close handshake was already complete) and stops reading. */

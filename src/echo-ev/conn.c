@@ -38,6 +38,12 @@
 
 #define READS_PER_EVENT 4 /* fairness: then let other connections run */
 #define IOV_MAX_BATCH 512 /* one writev for a read buffer of echoes */
+/* HTTP keep-alive bounds: answered requests whose responses are not all
+ * out yet (then the rest of the input waits), and requests per connection
+ * (the last is answered with Connection: close). The connection's whole
+ * HTTP phase is also bounded by --handshake-timeout. */
+#define HTTP_PIPELINE_MAX 16
+#define HTTP_MAX_REQUESTS 10000
 
 static inline struct conn *conn_of(ev_io *w)
 {
@@ -86,8 +92,8 @@ static void update_events(struct server *srv, struct conn *c)
         ev = 0; /* nothing more to read */
     else if (eev_driver_want_read(d) && !(c->flags & C_PAUSED))
         ev = EV_READ;
-    if (eev_driver_want_write(d))
-        ev |= EV_WRITE;
+    if (eev_driver_want_write(d) || c->held)
+        ev |= EV_WRITE; /* held input is fed once the socket takes output */
     if (c->tls) {
         ev |= tls_events(c->tls);
         /* Records OpenSSL already read are invisible to epoll. */
@@ -130,6 +136,7 @@ void conn_destroy(struct server *srv, struct conn *c)
         log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
     }
     srv->queued -= c->queued;
+    free(c->held);
     conn_list_remove(srv, c);
     ev_io_stop(srv->loop, &c->io);
     tls_conn_del(c->tls);
@@ -188,6 +195,8 @@ static void proceed(struct server *srv, struct conn *c)
     size_t queued = eev_driver_out_len(d);
 
     count_queued(srv, c, queued);
+    if (queued == 0)
+        c->inflight = 0;
     if (c->flags & C_PEER_EOF) {
         /* Half-closed peer: it is still owed everything queued before its
          * FIN, within the backpressure timeout (or the close wait). */
@@ -222,8 +231,64 @@ static void proceed(struct server *srv, struct conn *c)
             c->flags &= (uint8_t)~C_PAUSED;
             conn_list_add(srv, c, L_OPEN);
         }
+    } else if (!(c->flags & C_LINGER) && eev_driver_state(d) == EEV_STATE_CONNECTING) {
+        /* HTTP keep-alive: the same pause (the handshake deadline, which
+         * requests do not restart, bounds it), and no reading while
+         * pipelined input is held back. */
+        if (c->held || queued > srv->cfg->high_water)
+            c->flags |= C_PAUSED;
+        else if (queued < srv->cfg->low_water)
+            c->flags &= (uint8_t)~C_PAUSED;
     }
     update_events(srv, c);
+}
+
+/* Keeps input the driver yielded on. Returns 0, or -1 (out of memory). */
+static int hold(struct conn *c, const uint8_t *p, size_t n)
+{
+    c->held = malloc(n);
+    if (!c->held) {
+        log_error("#%u out of memory holding pipelined requests", c->id);
+        return -1;
+    }
+    memcpy(c->held, p, n);
+    c->held_len = (uint32_t)n;
+    c->flags |= C_PAUSED;
+    return 0;
+}
+
+/* Feeds held input once the responses so far have gone out. Returns 0, or
+ * -1 when c must be destroyed. */
+static int feed_held(struct conn *c)
+{
+    eev_driver *d = conn_driver(c);
+
+    for (int i = 0; i < READS_PER_EVENT && c->held && eev_driver_out_len(d) == 0; i++) {
+        uint8_t *buf = c->held;
+        size_t len = c->held_len;
+        c->inflight = 0;
+        ssize_t rv = eev_driver_recv(d, buf, len);
+        if (rv < 0) {
+            log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
+            return -1;
+        }
+        if (flush(c) < 0)
+            return -1;
+        if (eev_driver_out_len(d) && eev_driver_out_settle(d) < 0) {
+            log_error("#%u out of memory queueing echoes", c->id);
+            return -1;
+        }
+        if ((size_t)rv < len) {
+            memmove(buf, buf + rv, len - (size_t)rv);
+            c->held_len = (uint32_t)(len - (size_t)rv);
+        } else {
+            free(buf);
+            c->held = NULL;
+            c->held_len = 0;
+            c->flags &= (uint8_t)~C_PAUSED;
+        }
+    }
+    return 0;
 }
 
 /* Reads and feeds the driver. Returns 0, or -1 when c must be destroyed. */
@@ -250,6 +315,8 @@ static int on_readable(struct server *srv, struct conn *c)
                 log_error("#%u out of memory queueing echoes", c->id);
                 return -1;
             }
+            if (rv < n) /* pipelined requests: the rest waits for the responses */
+                return hold(c, srv->rbuf + rv, (size_t)(n - rv));
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
             if ((size_t)n < SERVER_RBUF_SIZE || !eev_driver_want_read(d) ||
@@ -286,7 +353,7 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
     (void)loop;
     if (c->tls)
         revents = tls_revents(c->tls, revents);
-    if ((revents & EV_WRITE) && flush(c) < 0) {
+    if ((revents & EV_WRITE) && (flush(c) < 0 || (c->held && feed_held(c) < 0))) {
         eev_driver_eof(conn_driver(c));
         conn_destroy(srv, c);
         return;
@@ -412,9 +479,15 @@ void conn_expire(struct server *srv, struct conn *c, int list)
 
 /* ---- driver callbacks ---- */
 
+/* The keep-alive request limit: this response closes the connection. */
+static int last_request(const struct conn *c)
+{
+    return c->http_reqs >= HTTP_MAX_REQUESTS;
+}
+
 static void reply(eev_driver *d, int status, const char *headers, const char *body, size_t len)
 {
-    eev_driver_http_reply(d, status, headers, body, len, 0);
+    eev_driver_http_reply(d, status, headers, body, len, last_request(eev_driver_user_data(d)));
 }
 
 static int origin_allowed(const struct config *cfg, const eev_request_arg *req)
@@ -493,9 +566,8 @@ static void spare_request(struct server *srv, struct conn *c, eev_driver *d, con
     (void)c;
 }
 
-static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
+static int answer(eev_driver *d, const eev_request_arg *req, struct conn *c)
 {
-    struct conn *c = ud;
     struct server *srv = srv_of(c);
     char peer[64];
     int metrics_here = (c->flags & C_METRICS) ||
@@ -503,13 +575,9 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     const struct page_asset *asset;
 
     if (c->flags & C_SPARE) {
-        srv->m.http_requests++;
         spare_request(srv, c, d, req, metrics_here);
         return 0;
     }
-
-    srv->m.http_requests++;
-    conn_list_add(srv, c, L_HANDSHAKE); /* keep-alive: a fresh deadline */
     if (req->is_websocket && !(c->flags & C_METRICS)) {
         if (srv->draining) {
             reply(d, 503, "Content-Type: text/plain\r\n", "shutting down\n", 14);
@@ -526,15 +594,31 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
         reply(d, 405, "Allow: GET\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
     } else if (path_is(req, "/healthz") || path_is(req, "/readyz")) {
-        health(srv, c, req, 0);
+        health(srv, c, req, last_request(c));
     } else if (path_is(req, "/metrics") && metrics_here) {
-        serve_metrics(srv, d, 0);
+        serve_metrics(srv, d, last_request(c));
     } else if (!(c->flags & C_METRICS) && (asset = page_find(req->path, req->path_len))) {
         reply(d, 200, asset->headers, (const char *)asset->body, asset->len);
     } else {
         reply(d, 404, "Content-Type: text/plain\r\n", "not found\n", 10);
     }
     return 0;
+}
+
+static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+
+    srv->m.http_requests++;
+    if (c->http_reqs < UINT16_MAX)
+        c->http_reqs++;
+    int rv = answer(d, req, c);
+    /* Pipelining: past the cap, the rest of the input waits until the
+     * responses have been sent (conn.c holds it; the reading stops). */
+    if (++c->inflight >= HTTP_PIPELINE_MAX || eev_driver_out_len(d) > srv->cfg->high_water)
+        eev_driver_recv_yield(d);
+    return rv;
 }
 
 static void on_open(eev_driver *d, void *ud)

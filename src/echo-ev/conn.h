@@ -37,10 +37,14 @@ struct conn {
     struct conn *prev, *next; /* in srv->lists[list] */
     size_t queued;            /* output queued at the last count (srv->queued) */
     struct tls_conn *tls;     /* wss://: the transport is TLS (tls.c); NULL: the socket */
+    uint8_t *held;            /* HTTP: input kept back after the driver yielded */
+    uint32_t held_len;
     uint32_t placed;          /* when it joined its list (ticks) */
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;
     uint16_t port;            /* peer port */
+    uint16_t http_reqs;       /* HTTP requests on this connection */
+    uint8_t inflight;         /* HTTP requests answered since the output was last empty */
     uint8_t list;             /* enum conn_list_id */
     uint8_t flags;            /* C_* */
     uint8_t addr[16];         /* peer address, IPv4 as v4-mapped IPv6 */

@@ -447,6 +447,11 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
             p += n;
             if (d->state != EEV_STATE_CONNECTING)
                 driver_hs_done(d);
+            if (d->yield) {
+                d->yield = 0;
+                if (d->state == EEV_STATE_CONNECTING)
+                    break; /* keep-alive: the owner holds the rest */
+            }
             continue;
         }
         if (!eev_driver_want_read(d))
@@ -462,7 +467,13 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
         if (d->remaining == 0)
             d->istate = IN_HEADER;
     }
-    return (ssize_t)len;
+    return p < end && d->state == EEV_STATE_CONNECTING ? (ssize_t)(p - in) : (ssize_t)len;
+}
+
+void eev_driver_recv_yield(eev_driver *d)
+{
+    if (d->flags & F_IN_REQUEST)
+        d->yield = 1;
 }
 
 void eev_driver_eof(eev_driver *d)

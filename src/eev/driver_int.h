@@ -59,6 +59,7 @@ struct eev_driver {
     uint8_t flags;      /* F_* */
     uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
     uint8_t rsv_ok;     /* RSV bits an extension negotiated (none yet) */
+    uint8_t yield;      /* eev_driver_recv_yield(): return after this request */
 };
 
 /* Defaults for zero option fields. */

@@ -118,3 +118,95 @@ def declared_length_not_reserved():
         for h in hogs:
             h.close()
         assert_served(srv.port)
+
+
+@test("HTTP pipelining without reading: the server pauses (RSS bounded), drops it at the handshake deadline", timeout=60)
+def pipelining_never_reads():
+    env = {}
+    if sanitized():
+        env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16"
+    with Server("--handshake-timeout", "4", env=env) as srv:
+        assert_served(srv.port)
+        base = srv.rss_kib()
+        s = connect(srv.port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.setblocking(False)
+        req = ("GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port).encode() * 1000
+        sent, peak, dropped = 0, base, False
+        t0 = time.monotonic()
+        import select
+        while time.monotonic() - t0 < 10 * slow_factor():
+            _, w, _ = select.select([], [s], [], 0.1)
+            if w:
+                try:
+                    sent += s.send(req)
+                except BlockingIOError:
+                    pass
+                except (BrokenPipeError, ConnectionResetError):
+                    dropped = True
+                    break
+            peak = max(peak, srv.rss_kib())
+        dt = time.monotonic() - t0
+        print("# sent %d KiB of requests in %.1fs; RSS base %d KiB, peak %d KiB" % (sent >> 10, dt, base, peak))
+        check(peak - base < 32 * 1024, "RSS grew by %d MiB while a client pipelined without reading" % ((peak - base) >> 10))
+        if not dropped:  # the reset may come on a recv instead
+            try:
+                s.setblocking(True)
+                s.settimeout(2)
+                while s.recv(1 << 20):
+                    pass
+                dropped = True
+            except (ConnectionResetError, socket.timeout, BrokenPipeError):
+                dropped = True
+        check(dropped and dt < 8 * slow_factor(), "pipelining client still connected after %.1fs (--handshake-timeout 4)" % dt)
+        s.close()
+        assert_served(srv.port)
+
+
+@test("HTTP keep-alive: requests do not restart the handshake deadline (--handshake-timeout 2)", timeout=30)
+def keepalive_lifetime():
+    with Server("--handshake-timeout", "2") as srv:
+        c = Conn(connect(srv.port))
+        req = ("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port).encode()
+        t0 = time.monotonic()
+        closed = False
+        while time.monotonic() - t0 < 8 * slow_factor():
+            try:
+                c.sendall(req)
+                r = read_response(c, 3 * slow_factor())
+                check(r.status == 200, "status %d" % r.status)
+            except (EOFError, ConnectionResetError, BrokenPipeError, socket.timeout):
+                closed = True
+                break
+            time.sleep(0.25)
+        dt = time.monotonic() - t0
+        check(closed, "a keep-alive connection making a request every 0.25s outlived --handshake-timeout 2 (%.1fs)" % dt)
+        check(dt < 4 * slow_factor(), "closed after %.1fs" % dt)
+        c.close()
+        assert_served(srv.port)
+
+
+@test("HTTP keep-alive: the 10,000th request is answered with Connection: close", timeout=60)
+def keepalive_count():
+    with Server("--handshake-timeout", "30") as srv:
+        c = Conn(connect(srv.port))
+        req = ("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n" % srv.port).encode()
+        got, last = 0, None
+        for _ in range(10):
+            c.sendall(req * 1001)
+            for _ in range(1001):
+                try:
+                    last = read_response(c, 5 * slow_factor())
+                except (EOFError, ConnectionResetError):
+                    last = None
+                    break
+                got += 1
+                if got == 10000:
+                    break
+            if last is None or got >= 10000:
+                break
+        check(got == 10000, "%d responses on one connection (want 10000, then close)" % got)
+        check((last.header("connection") or "").lower() == "close", "10,000th response without Connection: close")
+        check(c.wait_eof(5), "connection not closed after the 10,000th response")
+        c.close()
+        assert_served(srv.port)
