@@ -164,11 +164,14 @@ typedef struct eev_callbacks {
     int (*on_mem_grow)(eev_driver *d, size_t grow, void *ud);
 } eev_callbacks;
 
+/* The largest max_message_size the driver supports: 4 GiB - 1. */
+#define EEV_MAX_MESSAGE_SIZE 0xffffffffu
+
 typedef struct eev_options {
     eev_role role;
     /* Largest message (sum of its fragments) accepted, in bytes; larger ones
      * fail with 1009 as soon as a header announces them. 0: 64 MiB; values
-     * above 4 GiB - 1 act as 4 GiB - 1. */
+     * above EEV_MAX_MESSAGE_SIZE (4 GiB - 1) act as EEV_MAX_MESSAGE_SIZE. */
     uint64_t max_message_size;
     /* Largest HTTP head; larger ones are refused with 431. 0: 8 KiB. */
     size_t max_head_size;

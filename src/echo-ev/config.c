@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <eev/driver.h>
+
 #include "addr.h"
 #include "log.h"
 
@@ -22,7 +24,10 @@ static const char usage_text[] =
     "A WebSocket (RFC 6455) echo server: every message comes back as sent.\n"
     "\n"
     "  --port N|off                TCP port for ws:// (default 54398; 0 picks one; off: none)\n"
-    "  --bind ADDR                 address to listen on (default :: dual-stack, or 0.0.0.0)\n"
+    "  --bind ADDR                 address to listen on: an IP address, a host name (every\n"
+    "                              address it resolves to) or unix:PATH (plain ws:// only);\n"
+    "                              repeatable (default :: dual-stack, or 0.0.0.0)\n"
+    "  --unix-mode MODE            permissions of a unix:PATH socket (octal, default 0660)\n"
     "  --tls-port N                TCP port for wss:// (TLS), on the --bind address\n"
     "  --tls-cert FILE             PEM certificate chain, leaf first (repeatable: ECDSA and RSA)\n"
     "  --tls-key FILE              PEM private key of the --tls-cert given before it\n"
@@ -43,14 +48,14 @@ static const char usage_text[] =
     "  --no-metrics                do not serve /metrics\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --log-format FORMAT         text or json (default text)\n"
-    "  --help                      show this help and exit\n"
-    "  --version                   show the version and exit\n"
+    "  -h, --help                  show this help and exit\n"
+    "  -V, --version               show the version and exit\n"
     "\n"
     "Endpoints: GET / (a test page), GET /healthz, GET /metrics, WebSocket upgrade on any path.\n"
     "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads --tls-cert/--tls-key.\n";
 
 enum {
-    OPT_PORT = 256, OPT_BIND, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
+    OPT_PORT = 256, OPT_BIND, OPT_UNIX_MODE, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
     OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
     OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
     OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY,
@@ -59,6 +64,7 @@ enum {
 static const struct option options[] = {
     {"port", required_argument, NULL, OPT_PORT},
     {"bind", required_argument, NULL, OPT_BIND},
+    {"unix-mode", required_argument, NULL, OPT_UNIX_MODE},
     {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
     {"max-connections", required_argument, NULL, OPT_MAX_CONN},
     {"max-message-size", required_argument, NULL, OPT_MAX_MSG},
@@ -76,8 +82,8 @@ static const struct option options[] = {
     {"no-metrics", no_argument, NULL, OPT_NO_METRICS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
-    {"help", no_argument, NULL, OPT_HELP},
-    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},   /* at OPT_HELP's place: names are found by index */
+    {"version", no_argument, NULL, 'V'},
     {"tls-port", required_argument, NULL, OPT_TLS_PORT},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
@@ -129,10 +135,46 @@ static int parse_secs(const char *s, double *out)
     return 0;
 }
 
+/* "1.2.3.4:80", "[::1]:80", "localhost:80": a port where only an address goes. */
+static int has_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+
+    if (!colon || !colon[1] || strspn(colon + 1, "0123456789") != strlen(colon + 1))
+        return 0;
+    return s[0] == '[' ? colon > s && colon[-1] == ']' : strchr(s, ':') == colon;
+}
+
+/* --bind: an IP literal, unix:PATH, or a host name listened on at every
+ * address it resolves to. Appends to cfg->bind_*. Returns 0 or 2. */
+static int parse_bind(struct config *cfg, const char *arg)
+{
+    struct sockaddr_storage *ss = cfg->bind_addr + cfg->bind_cnt;
+    socklen_t *sl = cfg->bind_len + cfg->bind_cnt;
+    int room = MAX_BIND - cfg->bind_cnt, n = 1;
+    const char *why;
+
+    if (room == 0)
+        return bad("bind", arg, "too many addresses");
+    if (strncmp(arg, "unix:", 5) == 0) {
+        if (arg[5] != '/' || addr_unix(arg + 5, ss, sl) < 0)
+            return bad("bind", arg, "expected unix:/absolute/path (at most 107 bytes)");
+    } else if (has_port(arg)) {
+        return bad("bind", arg, "the port goes in --port, e.g. --bind 127.0.0.1 --port 8080");
+    } else if (addr_parse(arg, strlen(arg), 0, ss, sl) < 0 &&
+               (n = addr_resolve(arg, 0, ss, sl, room, &why)) < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "not an IP address, unix:PATH or a host name that resolves (%s)", why);
+        return bad("bind", arg, msg);
+    }
+    cfg->bind_cnt += n;
+    return 0;
+}
+
 int config_parse(struct config *cfg, int argc, char **argv)
 {
     uint64_t v;
-    int c;
+    int c, rv;
 
     memset(cfg, 0, sizeof(*cfg));
     cfg->port = 54398;
@@ -145,11 +187,12 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->high_water = 4u << 20;
     cfg->low_water = 1u << 20;
     cfg->metrics = 1;
+    cfg->unix_mode = 0660;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOGF_TEXT;
 
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "?";
         const char *name = c >= OPT_PORT && c <= OPT_TLS_KEY ? options[c - OPT_PORT].name : flag;
         switch (c) {
@@ -186,9 +229,18 @@ int config_parse(struct config *cfg, int argc, char **argv)
             break;
         }
         case OPT_BIND:
-            if (addr_parse(optarg, strlen(optarg), 0, &cfg->bind_addr, &cfg->bind_len) < 0)
-                return bad(name, optarg, "expected an IPv4 or IPv6 address");
+            if ((rv = parse_bind(cfg, optarg)) != 0)
+                return rv;
             break;
+        case OPT_UNIX_MODE: {
+            char *end;
+            errno = 0;
+            unsigned long mode = strtoul(optarg, &end, 8);
+            if (errno || end == optarg || *end || mode > 0777)
+                return bad(name, optarg, "expected octal permissions, e.g. 0660");
+            cfg->unix_mode = (unsigned)mode;
+            break;
+        }
         case OPT_REUSE_PORT: cfg->reuse_port = 1; break;
         case OPT_MAX_CONN:
             if (parse_size(optarg, 100000000, &v) < 0 || v == 0)
@@ -198,6 +250,9 @@ int config_parse(struct config *cfg, int argc, char **argv)
         case OPT_MAX_MSG:
             if (parse_size(optarg, 1ull << 40, &v) < 0 || v == 0)
                 return bad(name, optarg, "expected a positive size (K/M/G suffixes allowed)");
+            if (v > EEV_MAX_MESSAGE_SIZE)
+                return bad(name, optarg, "above the largest message the driver supports, "
+                                         "4294967295 bytes (4G - 1)");
             cfg->max_message_size = v;
             break;
         case OPT_HIGH:
@@ -259,8 +314,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
             else if (!strcmp(optarg, "json")) cfg->log_format = LOGF_JSON;
             else return bad(name, optarg, "expected text or json");
             break;
-        case OPT_HELP: fputs(usage_text, stdout); return 1;
-        case OPT_VERSION: printf("echo-ev %s\n", EEV_VERSION); return 1;
+        case 'h': fputs(usage_text, stdout); return 1;
+        case 'V': printf("echo-ev %s\n", EEV_VERSION); return 1;
         case ':':
             fprintf(stderr, "echo-ev: %s: missing value\n", argv[optind - 1]);
             return 2;
@@ -273,8 +328,8 @@ int config_parse(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "echo-ev: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
-    if (cfg->bind_len)
-        addr_set_port(&cfg->bind_addr, cfg->port); /* --port may come after --bind */
+    for (int i = 0; i < cfg->bind_cnt; i++)
+        addr_set_port(&cfg->bind_addr[i], cfg->port); /* --port may come after --bind */
     if (cfg->tls_pair_cnt < MAX_TLS_PAIRS && (cfg->tls_certs[cfg->tls_pair_cnt] || cfg->tls_keys[cfg->tls_pair_cnt])) {
         if (!cfg->tls_certs[cfg->tls_pair_cnt] || !cfg->tls_keys[cfg->tls_pair_cnt]) {
             fprintf(stderr, "echo-ev: --tls-cert and --tls-key go in pairs\n");

@@ -10,6 +10,7 @@
 
 #define MAX_LIST 32
 #define MAX_TLS_PAIRS 4
+#define MAX_BIND 8 /* listening addresses from --bind */
 
 struct config {
     unsigned port;
@@ -18,8 +19,10 @@ struct config {
     const char *tls_certs[MAX_TLS_PAIRS]; /* --tls-cert/--tls-key pairs, in order */
     const char *tls_keys[MAX_TLS_PAIRS];
     int tls_pair_cnt;
-    struct sockaddr_storage bind_addr; /* --bind with --port filled in */
-    socklen_t bind_len;       /* 0: no --bind (dual-stack "::", else 0.0.0.0) */
+    struct sockaddr_storage bind_addr[MAX_BIND]; /* --bind, resolved, with --port filled in */
+    socklen_t bind_len[MAX_BIND];
+    int bind_cnt;             /* 0: no --bind (dual-stack "::", else 0.0.0.0) */
+    unsigned unix_mode;       /* permissions of a unix:PATH listener */
     int reuse_port;
     unsigned long max_connections;
     uint64_t max_message_size;

@@ -58,7 +58,10 @@ static inline struct server *srv_of(struct conn *c)
 const char *conn_peer(const struct conn *c, char *buf, size_t cap)
 {
     struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons(c->port)};
+    static const uint8_t none[16];
 
+    if (c->port == 0 && memcmp(c->addr, none, 16) == 0) /* no TCP peer has port 0 */
+        return snprintf(buf, cap, "unix"), buf;
     memcpy(&s6.sin6_addr, c->addr, 16);
     return addr_format((const struct sockaddr *)&s6, buf, cap);
 }

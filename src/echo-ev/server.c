@@ -18,6 +18,8 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "addr.h"
@@ -289,7 +291,7 @@ static void add_listener(struct server *srv, int fd, int metrics_only, int tls)
     struct listener *l = &srv->lst[srv->nlst++];
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    char name[80] = "?";
+    char name[140] = "?";
 
     if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
         addr_format((struct sockaddr *)&ss, name, sizeof(name));
@@ -304,19 +306,56 @@ static void add_listener(struct server *srv, int fd, int metrics_only, int tls)
     log_info("listening on %s%s", name, metrics_only ? " (metrics)" : tls ? " (tls)" : "");
 }
 
+/* A unix socket file left behind by a process that is gone: nothing
+ * accepts on it. One that accepts, or any other file, is not ours to remove. */
+static int stale_unix_socket(const struct sockaddr_un *su, socklen_t sl)
+{
+    struct stat st;
+    int fd, stale;
+
+    if (lstat(su->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode))
+        return 0;
+    if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+        return 0;
+    stale = connect(fd, (const struct sockaddr *)su, sl) < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return stale;
+}
+
+/* Binds a unix socket, replacing a stale one, with --unix-mode permissions
+ * set before it listens. Returns 0, or -1 with errno set. */
+static int bind_unix(const struct server *srv, int fd, const struct sockaddr_storage *ss, socklen_t sl)
+{
+    const struct sockaddr_un *su = (const struct sockaddr_un *)ss;
+
+    if (bind(fd, (const struct sockaddr *)ss, sl) < 0) {
+        if (errno != EADDRINUSE || !stale_unix_socket(su, sl) || unlink(su->sun_path) < 0 ||
+            bind(fd, (const struct sockaddr *)ss, sl) < 0)
+            return -1;
+        log_info("removed the stale socket %s", su->sun_path);
+    }
+    return chmod(su->sun_path, srv->cfg->unix_mode);
+}
+
 /* Binds and listens. Returns the fd, or -1 with errno set. */
 static int open_listener(const struct server *srv, const struct sockaddr_storage *ss, socklen_t sl)
 {
-    static const int one = 1, zero = 0;
+    static const int one = 1;
+    int v6only = srv->cfg->bind_cnt > 1; /* :: and 0.0.0.0 may both be asked for */
     int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
     if (fd < 0)
         return -1;
+    if (ss->ss_family == AF_UNIX) {
+        if (bind_unix(srv, fd, ss, sl) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+            goto Fail;
+        return fd;
+    }
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (srv->cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)
         goto Fail;
     if (ss->ss_family == AF_INET6)
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero)); /* dual-stack */
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)); /* dual-stack unless several */
     if (bind(fd, (const struct sockaddr *)ss, sl) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
         goto Fail;
     return fd;
@@ -334,7 +373,7 @@ static int listen_on(struct server *srv, const struct sockaddr_storage *addr, so
 {
     struct sockaddr_storage ss;
     socklen_t sl = len;
-    char name[80];
+    char name[140];
 
     if (addr) {
         ss = *addr;
@@ -349,10 +388,49 @@ static int listen_on(struct server *srv, const struct sockaddr_storage *addr, so
     }
     if (fd < 0) {
         addr_format((struct sockaddr *)&ss, name, sizeof(name));
-        fprintf(stderr, "echo-ev: cannot listen on %s: %s\n", name, strerror(errno));
+        fprintf(stderr, "echo-ev: cannot listen on %s%s: %s\n", name,
+                metrics_only ? " (the metrics listener, --metrics-bind)" : "", strerror(errno));
         return 1;
     }
     add_listener(srv, fd, metrics_only, tls);
+    return 0;
+}
+
+static unsigned listener_port(const struct listener *l)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+
+    if (getsockname(l->io.fd, (struct sockaddr *)&ss, &sl) < 0)
+        return 0;
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+/* Listens at port on every --bind address, or the default one. unix:
+ * addresses serve plain ws:// only. With port 0, the first address picks
+ * the port and the others share it. Returns 0, or 1 after saying why not. */
+static int listen_all(struct server *srv, unsigned port, int tls)
+{
+    const struct config *cfg = srv->cfg;
+    int rv;
+
+    if (cfg->bind_cnt == 0)
+        return listen_on(srv, NULL, 0, port, 0, tls);
+    for (int i = 0; i < cfg->bind_cnt; i++) {
+        struct sockaddr_storage ss = cfg->bind_addr[i];
+        if (ss.ss_family == AF_UNIX && tls)
+            continue;
+        srv->own_unix |= ss.ss_family == AF_UNIX;
+        addr_set_port(&ss, port);
+        if ((rv = listen_on(srv, &ss, cfg->bind_len[i], port, 0, tls)) != 0)
+            return rv;
+        if (port == 0 && ss.ss_family != AF_UNIX)
+            port = listener_port(&srv->lst[srv->nlst - 1]);
+    }
     return 0;
 }
 
@@ -527,10 +605,9 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         }
         log_info("using %d socket(s) from socket activation", inherited);
     } else {
-        const struct sockaddr_storage *a = cfg->bind_len ? &cfg->bind_addr : NULL;
-        if (!cfg->port_off && (rv = listen_on(srv, a, cfg->bind_len, cfg->port, 0, 0)) != 0)
+        if (!cfg->port_off && (rv = listen_all(srv, cfg->port, 0)) != 0)
             return rv;
-        if (cfg->tls_port >= 0 && (rv = listen_on(srv, a, cfg->bind_len, (unsigned)cfg->tls_port, 0, 1)) != 0)
+        if (cfg->tls_port >= 0 && (rv = listen_all(srv, (unsigned)cfg->tls_port, 1)) != 0)
             return rv;
         ntls = cfg->tls_port >= 0;
     }
@@ -577,6 +654,9 @@ int server_run(struct server *srv)
     tell_status(srv);
     ev_run(srv->loop, 0);
     log_info("exiting");
+    for (int i = 0; srv->own_unix && i < srv->cfg->bind_cnt; i++) /* our unix sockets' files */
+        if (srv->cfg->bind_addr[i].ss_family == AF_UNIX)
+            unlink(((const struct sockaddr_un *)&srv->cfg->bind_addr[i])->sun_path);
     free(srv->rbuf);
     pool_destroy(&srv->conn_pool);
     tls_server_del(srv->tls);

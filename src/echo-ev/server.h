@@ -60,6 +60,7 @@ struct server {
     eev_options opt;
     struct listener lst[MAX_LISTENERS];
     int nlst;
+    int own_unix;             /* --bind unix: files we created, removed at exit */
     struct conn_list lists[L_COUNT];
     unsigned long nconn;      /* every accepted connection */
     unsigned long ws_open;    /* those upgraded to WebSocket */

@@ -227,7 +227,7 @@ static int on_control(eev_driver *d, unsigned op, const uint8_t *p, size_t n)
 static uint64_t max_message(const eev_driver *d)
 {
     uint64_t m = d->opt->max_message_size ? d->opt->max_message_size : DEFAULT_MAX_MESSAGE;
-    return m > UINT32_MAX ? UINT32_MAX : m;
+    return m > EEV_MAX_MESSAGE_SIZE ? EEV_MAX_MESSAGE_SIZE : m;
 }
 
 /* Checks what the first two header bytes decide (§5.2, §5.4, §5.5), as

@@ -134,6 +134,13 @@ try:
             missing = [o for o in opts if not re.search(r"(?<![a-z-])%s(?![a-z-])" % re.escape(o), text)]
             check(not missing, "options of --help missing from the man page: %s" % missing)
         t.run("the man page documents every option that --help lists", man_has_every_option)
+
+        def man_files_match_units():
+            roff = open(paths["man"], encoding="utf-8").read().replace("\\&", "")
+            for u in ("echo-ev.service", "echo-ev.socket", "echo-ev-activated.service", "echo-ev@.service"):
+                installed = "/" + os.path.relpath(paths[u], dest)
+                check(installed in roff, "FILES does not name %s where it is installed" % installed)
+        t.run("the man page's FILES name the units where they are installed", man_files_match_units)
     else:
         t.skip("man -l renders echo-ev.1", "no man page or no man")
 
