@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define FRAME_FIN 0x80
 #define FRAME_RSV1 0x40
@@ -41,13 +42,76 @@ static inline size_t frame_header_len(uint8_t b1)
  * FRAME_MAX_HEADER bytes). mask is the 4-byte key or NULL. Returns its
  * length.
  */
-size_t frame_encode_header(uint8_t *out, uint8_t b0, uint64_t len, const uint8_t *mask);
+static inline size_t frame_encode_header(uint8_t *out, uint8_t b0, uint64_t len, const uint8_t *mask)
+{
+    uint8_t mbit = mask ? FRAME_MASK : 0;
+    size_t n;
+
+    out[0] = b0;
+    if (len < 126) {
+        out[1] = mbit | (uint8_t)len;
+        n = 2;
+    } else if (len <= 0xFFFF) {
+        out[1] = mbit | 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        n = 4;
+    } else {
+        out[1] = mbit | 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+        n = 10;
+    }
+    if (mask) {
+        memcpy(out + n, mask, 4);
+        n += 4;
+    }
+    return n;
+}
 
 /*
  * XORs p[0..len) with the key, starting at key byte phase (0..3). Returns
  * the phase after the last byte.
  */
 unsigned frame_mask(uint8_t *p, size_t len, const uint8_t key[4], unsigned phase);
+
+/*
+ * The same for a short payload (a small frame whole in the input) with
+ * phase 0: 8-byte words, then a 4-, 2- and 1-byte tail, no loop over
+ * bytes. Unaligned access goes through memcpy (plain moves).
+ */
+static inline void frame_mask_short(uint8_t *p, size_t len, const uint8_t key[4])
+{
+    uint32_t k32;
+    uint64_t k64;
+    size_t i = 0;
+
+    memcpy(&k32, key, 4);
+    k64 = (uint64_t)k32 << 32 | k32;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, p + i, 8);
+        w ^= k64;
+        memcpy(p + i, &w, 8);
+    }
+    if (len & 4) {
+        uint32_t w;
+        memcpy(&w, p + i, 4);
+        w ^= k32;
+        memcpy(p + i, &w, 4);
+        i += 4;
+    }
+    if (len & 2) {
+        uint16_t w, k16;
+        memcpy(&w, p + i, 2);
+        memcpy(&k16, key, 2);
+        w ^= k16;
+        memcpy(p + i, &w, 2);
+        i += 2;
+    }
+    if (len & 1)
+        p[i] ^= key[len & 2];
+}
 
 static inline int frame_opcode_is_control(unsigned op) { return op & 0x8; }
 

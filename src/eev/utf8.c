@@ -18,6 +18,7 @@
  */
 #include "utf8.h"
 
+#include <stdint.h>
 #include <string.h>
 
 enum {
@@ -73,13 +74,66 @@ static const uint8_t next_state[NSTATES][NCLASSES] = {
 
 #define HIGH_BITS 0x8080808080808080ull
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define ASCII_VECTOR_MIN 64
+
+/* Bytes of p[0..len) skipped as ASCII, 128 a step with AVX2 (stops at the
+ * step holding the first byte >= 0x80). Unaligned loads. */
+__attribute__((target("avx2"))) static size_t ascii_avx2(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+
+    for (; i + 128 <= len; i += 128) {
+        __m256i a = _mm256_loadu_si256((const __m256i *)(const void *)(p + i));
+        __m256i b = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 32));
+        __m256i c = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 64));
+        __m256i d = _mm256_loadu_si256((const __m256i *)(const void *)(p + i + 96));
+        if (_mm256_movemask_epi8(_mm256_or_si256(_mm256_or_si256(a, b), _mm256_or_si256(c, d))))
+            break;
+    }
+    return i;
+}
+
+/* The same, 64 bytes a step with SSE2. */
+static size_t ascii_sse2(const uint8_t *p, size_t len)
+{
+    size_t i = 0;
+
+    for (; i + 64 <= len; i += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(p + i + 48));
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d))))
+            break;
+    }
+    return i;
+}
+
+static size_t ascii_vector(const uint8_t *p, size_t len)
+{
+    return __builtin_cpu_supports("avx2") ? ascii_avx2(p, len) : ascii_sse2(p, len);
+}
+#else
+#define ASCII_VECTOR_MIN SIZE_MAX
+static size_t ascii_vector(const uint8_t *p, size_t len)
+{
+    (void)p, (void)len;
+    return 0;
+}
+#endif
+
 uint32_t utf8_advance(uint32_t state, const uint8_t *p, size_t len)
 {
     const uint8_t *end = p + len;
 
     while (p < end) {
         if (state == ACC) {
-            /* ASCII fast path: 16 bytes per step while no high bit is set. */
+            /* ASCII fast path: vectors while they last, then 16 bytes per
+             * step while no high bit is set. */
+            if ((size_t)(end - p) >= ASCII_VECTOR_MIN)
+                p += ascii_vector(p, (size_t)(end - p));
             while (end - p >= 16) {
                 uint64_t a, b;
                 memcpy(&a, p, 8);

@@ -169,6 +169,26 @@ static void test_utf8_direct(void)
         }
     }
     ok(bad == 0, "4-byte sequences F0..FF x all x 70..CF x sampled agree (%ld mismatches)", bad);
+
+    /* The vectorised ASCII skip: one non-ASCII sequence (valid, invalid or
+     * cut short) at every position of a long ASCII run, from every start
+     * alignment, so it falls in every lane of every vector step. */
+    static const char *const odd[] = {"\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xFF", "\xC3\x28",
+                                      "\xED\xA0\x80", "\x80", "\xF0\x9F"};
+    uint8_t run[400 + 8];
+    bad = 0;
+    for (size_t k = 0; k < sizeof(odd) / sizeof(odd[0]); k++) {
+        size_t ol = strlen(odd[k]);
+        for (size_t at = 0; at + ol <= 400; at++) {
+            for (size_t off = 0; off < 8; off += 3) {
+                memset(run, 'a', sizeof(run));
+                memcpy(run + off + at, odd[k], ol);
+                bad += validate(run + off, 400) != ref_valid(run + off, 400);
+                bad += validate(run + off, at + ol) != ref_valid(run + off, at + ol);
+            }
+        }
+    }
+    ok(bad == 0, "a non-ASCII sequence at every offset of a 400-byte ASCII run agrees (%ld mismatches)", bad);
 }
 
 static void test_utf8_driver_messages(void)
