@@ -183,8 +183,11 @@ typedef struct eev_options {
     int no_auto_pong;
     /* Server role: the owner keeps each buffer given to eev_driver_recv()
      * unchanged until it has called eev_driver_out_settle(), so that
-     * eev_driver_send_message() may queue a large message as a view into
-     * that buffer instead of copying it. */
+     * eev_driver_send_message() may echo a message from that buffer
+     * instead of copying it: one that arrived whole gets its header written
+     * over the spent bytes of its own (masked) header, and whole small
+     * echoes of one buffer are moved together into one run, so a steady
+     * echo allocates nothing. */
     int borrow_input;
     /* Client role: Host header, request path ("/" when NULL) and optional
      * Origin. Copied into the request at creation. */
@@ -254,8 +257,8 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len);
  * the echo primitive. Must be called from inside on_message for that m.
  * When the payload lives in a buffer the driver allocated (a message that
  * spanned reads or fragments), the buffer moves to the output queue
- * instead of being copied; with options.borrow_input a large message that
- * lies in the input buffer is queued as a view of it. Returns as
+ * instead of being copied; with options.borrow_input a message that lies
+ * in the input buffer is sent from there (see borrow_input). Returns as
  * eev_driver_send().
  */
 int eev_driver_send_message(eev_driver *d, const eev_message_arg *m);
@@ -319,6 +322,20 @@ int eev_driver_want_write(const eev_driver *d);
 int eev_driver_finished(const eev_driver *d);
 
 eev_state eev_driver_state(const eev_driver *d);
+
+/* Everything the owner re-checks after feeding or draining the driver, in
+ * one call: the four queries above and eev_driver_out_len(). */
+enum {
+    EEV_WANT_READ = 1 << 0,  /* eev_driver_want_read() */
+    EEV_WANT_WRITE = 1 << 1, /* eev_driver_want_write() */
+    EEV_FINISHED = 1 << 2,   /* eev_driver_finished() */
+};
+typedef struct eev_status {
+    unsigned flags;  /* EEV_WANT_READ | EEV_WANT_WRITE | EEV_FINISHED */
+    eev_state state; /* eev_driver_state() */
+    size_t out_len;  /* eev_driver_out_len() */
+} eev_status;
+eev_status eev_driver_status(const eev_driver *d);
 
 /* The close codes so far: *sent is the code of our Close (1005: one
  * without a code; 0: none sent), *received the peer's (likewise). */

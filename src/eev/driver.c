@@ -339,8 +339,11 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
     if (m.opcode == EEV_OP_TEXT && d->utf8 != EEV_UTF8_ACCEPT)
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
     d->msg_op = 0;
+    if (data != d->msg && (d->xflags & X_HDR_INPLACE) && d->opt->borrow_input && d->opt->role == EEV_ROLE_SERVER)
+        d->xflags |= X_MSG_INPLACE; /* eev_driver_send_message may echo it in place */
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
+    d->xflags &= (uint8_t)~X_MSG_INPLACE;
     drop_message(d); /* d->msg is NULL when the owner took it */
     return rv;
 }
@@ -434,12 +437,54 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
     return 0;
 }
 
+/*
+ * The common case in one piece: a final text or binary frame with a 7-bit
+ * length, no RSV bit and no message open, lies whole at p (server role,
+ * between frames, no Close sent). Unmasks, validates and delivers it where
+ * it lies, as the general path would. Returns the bytes it used, 0 when
+ * the frame is not such a case (the general path takes it), or an error.
+ */
+static ssize_t whole_small_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
+{
+    uint8_t b0 = p[0], b1 = p[1];
+    size_t len = b1 & 0x7Fu;
+    uint64_t max = d->opt->max_message_size;
+
+    if ((b0 != (FRAME_FIN | EEV_OP_BINARY) && b0 != (FRAME_FIN | EEV_OP_TEXT)) || !(b1 & FRAME_MASK) ||
+        len >= 126 || (size_t)(end - p) < 6 + len || (max && len > max))
+        return 0;
+    uint8_t *data = p + 6;
+    frame_mask_short(data, len, p + 2);
+    if (b0 == (FRAME_FIN | EEV_OP_TEXT) && utf8_advance(EEV_UTF8_ACCEPT, data, len) != EEV_UTF8_ACCEPT) {
+        int rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+        return rv < 0 ? rv : (ssize_t)(6 + len);
+    }
+    eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0};
+    int rv = 0;
+    d->xflags |= X_HDR_INPLACE | (d->opt->borrow_input ? X_MSG_INPLACE : 0);
+    if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
+        rv = EEV_ERR_CALLBACK;
+    d->xflags &= (uint8_t)~X_MSG_INPLACE;
+    return rv < 0 ? rv : (ssize_t)(6 + len);
+}
+
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
 {
     uint8_t *p = in, *end = in + len;
     int rv;
 
+    d->xflags = 0; /* a new buffer: nothing known to lie in it yet */
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
+        if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
+            !(d->flags & F_CLOSE_SENT) && end - p >= 6 && d->opt->role == EEV_ROLE_SERVER) {
+            ssize_t n = whole_small_frame(d, p, end);
+            if (n < 0)
+                return n;
+            if (n > 0) {
+                p += n;
+                continue;
+            }
+        }
         if (d->state == EEV_STATE_CONNECTING) {
             ssize_t n = driver_handshake_recv(d, p, (size_t)(end - p));
             if (n < 0)
@@ -460,6 +505,10 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
             const uint8_t *h = take_header(d, &p, end);
             if (!h || on_header(d, h) < 0)
                 continue; /* need more, or failed: the loop re-checks */
+            if (h == d->hdr)
+                d->xflags &= (uint8_t)~X_HDR_INPLACE;
+            else
+                d->xflags |= X_HDR_INPLACE;
         }
         /* IN_PAYLOAD, possibly empty */
         if ((rv = take_payload(d, &p, end)) < 0)
@@ -513,12 +562,22 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len)
 int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
 {
     uint8_t hdr[FRAME_MAX_HEADER], key[4];
-    int client = d->opt->role == EEV_ROLE_CLIENT;
-
-    int owned = d->msg && m->data == d->msg;
 
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
+    if (d->xflags & X_MSG_INPLACE) { /* set only with borrow_input, server role */
+        /* The echo's header goes over the spent masked one: no copy, no
+         * chunk. A small message joins the echoes before it in this input
+         * (a short move); a large one does only when it is the first. */
+        size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, NULL);
+        int join = (d->xflags & X_VIEW_JOIN) && m->len < BORROW_MIN;
+        if (outq_push_inplace(&d->oq, hdr, hl, m->data, m->len, join) == 0) {
+            d->xflags |= X_VIEW_JOIN;
+            return 0;
+        }
+    }
+    int client = d->opt->role == EEV_ROLE_CLIENT;
+    int owned = d->msg && m->data == d->msg;
     if (!owned && d->opt->borrow_input && !client && m->len >= BORROW_MIN) {
         size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, NULL);
         return outq_push_view(&d->oq, hdr, hl, m->data, m->len) < 0 ? EEV_ERR_NOMEM : 0;
@@ -553,11 +612,21 @@ int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t re
 
 int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
 {
+    if (d->oq.view && !d->oq.head && iovmax > 0) { /* echoes in place, and nothing else */
+        iov[0].iov_base = d->oq.view;
+        iov[0].iov_len = d->oq.view_len;
+        return 1;
+    }
     return outq_iov(&d->oq, iov, iovmax);
 }
 
 void eev_driver_out_consume(eev_driver *d, size_t n)
 {
+    if (n == d->oq.len && !d->oq.head) { /* all of the view went */
+        d->oq.view = NULL;
+        d->oq.view_len = d->oq.len = 0;
+        return;
+    }
     outq_consume(&d->oq, n);
 }
 
@@ -594,6 +663,14 @@ int eev_driver_finished(const eev_driver *d)
 eev_state eev_driver_state(const eev_driver *d)
 {
     return (eev_state)d->state;
+}
+
+eev_status eev_driver_status(const eev_driver *d)
+{
+    eev_status st = {0, (eev_state)d->state, d->oq.len};
+
+    st.flags = (d->state != EEV_STATE_CLOSED ? EEV_WANT_READ : EEV_FINISHED) | (d->oq.len ? EEV_WANT_WRITE : 0);
+    return st;
 }
 
 void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *received)

@@ -29,6 +29,14 @@ enum {
     F_IN_REQUEST = 1 << 7,   /* inside on_request: http_reply allowed */
 };
 
+/* xflags: where the current input lies (reset by every eev_driver_recv) */
+enum {
+    X_HDR_INPLACE = 1 << 0, /* the current frame's header is in this input */
+    X_MSG_INPLACE = 1 << 1, /* on_message: the message lies in this input,
+                             * right behind its own header */
+    X_VIEW_JOIN = 1 << 2,   /* the queue's view ends in this input */
+};
+
 /* Auxiliary state, allocated only while needed: the handshake buffer
  * while CONNECTING, a control frame split across reads, and (client role,
  * for the driver's life) the pool of masking-key bytes. */
@@ -60,6 +68,7 @@ struct eev_driver {
     uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
     uint8_t rsv_ok;     /* RSV bits an extension negotiated (none yet) */
     uint8_t yield;      /* eev_driver_recv_yield(): return after this request */
+    uint8_t xflags;     /* X_* */
 };
 
 /* Defaults for zero option fields. */

@@ -99,6 +99,25 @@ int outq_push_view(outq *q, const uint8_t *hdr, size_t hdr_len, const uint8_t *p
 
 int outq_settle(outq *q)
 {
+    if (q->view) {
+        /* The unsent rest of the view becomes the first chunk. */
+        outq_chunk *c = malloc(sizeof(*c) + q->view_len);
+        if (!c)
+            return -1;
+        memcpy(c->data, q->view, q->view_len);
+        c->off = 0;
+        c->len = c->cap = q->view_len;
+        c->ext = NULL;
+        c->ext_len = 0;
+        c->hdr_len = 0;
+        c->borrowed = 0;
+        c->next = q->head;
+        q->head = c;
+        if (!q->tail)
+            q->tail = c;
+        q->view = NULL;
+        q->view_len = 0;
+    }
     for (outq_chunk *c = q->head; c; c = c->next) {
         if (!c->borrowed)
             continue;
@@ -122,6 +141,11 @@ int outq_iov(const outq *q, struct iovec *iov, int iovmax)
 {
     int n = 0;
 
+    if (q->view && iovmax > 0) {
+        iov[0].iov_base = q->view;
+        iov[0].iov_len = q->view_len;
+        n = 1;
+    }
     for (const outq_chunk *c = q->head; c && n < iovmax; c = c->next) {
         if (!c->ext) {
             iov[n].iov_base = (void *)(c->data + c->off);
@@ -154,6 +178,16 @@ void outq_consume(outq *q, size_t n)
 {
     assert(n <= q->len);
     q->len -= n;
+    if (q->view) {
+        if (n < q->view_len) {
+            q->view += n;
+            q->view_len -= n;
+            return;
+        }
+        n -= q->view_len;
+        q->view = NULL;
+        q->view_len = 0;
+    }
     while (n > 0) {
         outq_chunk *c = q->head;
         size_t left = c->len - c->off;
@@ -180,4 +214,6 @@ void outq_free(outq *q)
     }
     q->head = q->tail = NULL;
     q->len = 0;
+    q->view = NULL;
+    q->view_len = 0;
 }

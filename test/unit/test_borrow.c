@@ -81,6 +81,103 @@ static void run(int borrow, size_t first_take)
     sb_free(&out);
 }
 
+/* Allocates an exact copy of b (ASan sees any write before or after it). */
+static uint8_t *exact(const uint8_t *p, size_t len)
+{
+    uint8_t *c = malloc(len ? len : 1);
+    memcpy(c, p, len);
+    return c;
+}
+
+/*
+ * Echoes of messages that arrive whole after the handshake leave from the
+ * input buffer itself: each echo's header is written over the spent masked
+ * header, small echoes are moved together into one run. Mixed with a ping,
+ * a large message, a message split across two buffers and a header that
+ * ends one buffer (its payload must not get a header written before the
+ * next buffer). Whatever is unsent when the buffer is settled is copied.
+ */
+static void run_inplace(size_t first_take)
+{
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = 1};
+    eev_driver *d;
+    sbuf in = {0}, want = {0}, out = {0}, hs = {0};
+    uint8_t big[3000], p16[16], t10[10];
+    int inside = 0, ignore = 0;
+
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 7 + 1);
+    memset(p16, 0xA5, sizeof(p16));
+    memcpy(t10, "0123456789", 10);
+    ok(eev_driver_new(&d, &cb, &opt, NULL) == 0, "in place, first write %zu: driver created", first_take);
+    sb_put(&hs, upgrade, sizeof(upgrade) - 1);
+    eev_driver_recv(d, hs.p, hs.len);
+    take(d, &out, (size_t)-1, NULL, NULL, &ignore);
+    eev_driver_out_settle(d);
+    sb_reset(&out);
+
+    sb_frame(&in, 0x82, 1, p16, 16);
+    sb_frame(&in, 0x81, 1, t10, 10);
+    sb_frame(&in, 0x82, 1, "", 0);
+    sb_frame(&in, 0x82, 1, big, sizeof(big));
+    sb_frame(&in, 0x82, 1, p16, 16);
+    sb_frame(&in, 0x89, 1, "p", 1);
+    sb_frame(&in, 0x82, 1, p16, 5);
+    size_t cut1 = in.len;
+    sb_frame(&in, 0x81, 1, t10, 7);  /* split: 3 bytes of payload in the next buffer */
+    size_t cut2 = in.len - 3;
+    sb_frame(&in, 0x82, 1, p16, 16); /* header at the end of the second buffer */
+    size_t cut3 = in.len - 16;
+    sb_frame(&in, 0x82, 1, p16, 12);
+
+    sb_frame(&want, 0x82, 0, p16, 16);
+    sb_frame(&want, 0x81, 0, t10, 10);
+    sb_frame(&want, 0x82, 0, "", 0);
+    sb_frame(&want, 0x82, 0, big, sizeof(big));
+    sb_frame(&want, 0x82, 0, p16, 16);
+    sb_frame(&want, 0x8A, 0, "p", 1);
+    sb_frame(&want, 0x82, 0, p16, 5);
+    sb_frame(&want, 0x81, 0, t10, 7);
+    sb_frame(&want, 0x82, 0, p16, 16);
+    sb_frame(&want, 0x82, 0, p16, 12);
+
+    const uint8_t *cuts[4] = {in.p, in.p + cut2, in.p + cut3, in.p + in.len};
+    (void)cut1;
+    for (int b = 0; b < 3; b++) {
+        size_t n = (size_t)(cuts[b + 1] - cuts[b]);
+        uint8_t *buf = exact(cuts[b], n);
+        int here = 0;
+        ok(eev_driver_recv(d, buf, n) == (ssize_t)n, "in place, first write %zu: buffer %d consumed", first_take, b);
+        struct iovec iov[8];
+        int cnt = eev_driver_out_iov(d, iov, 8);
+        if (b == 0)
+            ok(cnt >= 1 && (uint8_t *)iov[0].iov_base >= buf && (uint8_t *)iov[0].iov_base < buf + n &&
+                   iov[0].iov_len >= 18 + 12 + 2,
+               "in place: the first (small) echoes are one run inside the input buffer (%d iovecs)", cnt);
+        take(d, &out, b == 0 ? first_take : (size_t)-1, buf, buf + n, &here);
+        ok(eev_driver_out_settle(d) == 0, "in place, first write %zu: settle %d", first_take, b);
+        memset(buf, 0xEE, n);
+        here = 0;
+        struct iovec after[8];
+        cnt = eev_driver_out_iov(d, after, 8);
+        for (int i = 0; i < cnt; i++)
+            if ((uint8_t *)after[i].iov_base >= buf && (uint8_t *)after[i].iov_base < buf + n)
+                here = 1;
+        ok(!here, "in place, first write %zu: nothing points into buffer %d after settle", first_take, b);
+        inside |= here;
+        free(buf);
+    }
+    take(d, &out, (size_t)-1, NULL, NULL, &ignore);
+    ok(out.len == want.len && memcmp(out.p, want.p, want.len) == 0,
+       "in place, first write %zu: echoes byte-identical, in order (%zu of %zu bytes)", first_take, out.len, want.len);
+    ok(eev_driver_out_len(d) == 0, "in place: queue empty");
+    eev_driver_del(d);
+    sb_free(&in);
+    sb_free(&want);
+    sb_free(&out);
+    sb_free(&hs);
+}
+
 int main(void)
 {
     /* Partial first writes: inside the 101, inside the first echo's
@@ -90,5 +187,8 @@ int main(void)
         run(1, takes[i]);
         run(0, takes[i]);
     }
+    size_t inplace_takes[] = {0, 1, 17, 18, 30, 40, 1000, 3055, 3100, (size_t)-1};
+    for (size_t i = 0; i < sizeof(inplace_takes) / sizeof(inplace_takes[0]); i++)
+        run_inplace(inplace_takes[i]);
     return done_testing();
 }

@@ -202,8 +202,60 @@ static void test_close_initiated(void)
     sb_free(&in);
 }
 
+/* eev_driver_status() says what the single queries say, in every state. */
+static int status_agrees(eev_driver *d)
+{
+    eev_status st = eev_driver_status(d);
+
+    return st.state == eev_driver_state(d) && st.out_len == eev_driver_out_len(d) &&
+           !(st.flags & EEV_WANT_READ) == !eev_driver_want_read(d) &&
+           !(st.flags & EEV_WANT_WRITE) == !eev_driver_want_write(d) &&
+           !(st.flags & EEV_FINISHED) == !eev_driver_finished(d);
+}
+
+static void test_status(void)
+{
+    eev_driver *d;
+    sbuf in = {0};
+    struct iovec iov[4];
+    int agree = 1;
+
+    note("eev_driver_status");
+    ok(eev_driver_new(&d, NULL, NULL, NULL) == 0, "status: driver created");
+    eev_status st = eev_driver_status(d);
+    agree &= status_agrees(d);
+    ok(st.state == EEV_STATE_CONNECTING && st.flags == EEV_WANT_READ && st.out_len == 0, "status: connecting");
+    sb_puts(&in, treq_upgrade);
+    eev_driver_recv(d, in.p, in.len);
+    st = eev_driver_status(d);
+    agree &= status_agrees(d);
+    ok(st.state == EEV_STATE_OPEN && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE) && st.out_len > 0,
+       "status: open with the 101 queued");
+    int n = eev_driver_out_iov(d, iov, 4);
+    for (int i = 0; i < n; i++)
+        eev_driver_out_consume(d, iov[i].iov_len);
+    st = eev_driver_status(d);
+    agree &= status_agrees(d);
+    ok(st.flags == EEV_WANT_READ && st.out_len == 0, "status: open, nothing queued");
+    eev_driver_close(d, 1000, "", 0);
+    st = eev_driver_status(d);
+    agree &= status_agrees(d);
+    ok(st.state == EEV_STATE_CLOSING && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE), "status: closing");
+    sb_reset(&in);
+    sb_frame(&in, 0x88, 1, "\x03\xe8", 2);
+    eev_driver_recv(d, in.p, in.len);
+    st = eev_driver_status(d);
+    agree &= status_agrees(d);
+    ok(st.state == EEV_STATE_CLOSED && (st.flags & EEV_FINISHED) && !(st.flags & EEV_WANT_READ),
+       "status: closed, finished");
+    ok(agree, "status: agrees with want_read/want_write/finished/state/out_len throughout");
+    eev_driver_del(d);
+    sb_free(&in);
+}
+
 int main(void)
 {
+    test_status();
     test_close_code_valid();
     test_close_received();
     test_close_initiated();

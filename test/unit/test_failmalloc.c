@@ -2,7 +2,8 @@
  * test_failmalloc.c - every allocation the driver makes is made to fail in
  * turn (malloc/realloc are wrapped at link time): the driver must report
  * EEV_ERR_NOMEM, never crash, never leak (run it under ASan), and a driver
- * whose allocation failed must still be deletable.
+ * whose allocation failed must still be deletable. And none is made at all
+ * to echo whole messages in steady state.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,62 @@ static int scenario(const uint8_t *in, size_t len, size_t step, int borrow)
     return rv;
 }
 
+/* Writes out everything queued, as a socket that takes it all would. */
+static void drain(eev_driver *d)
+{
+    struct iovec iov[8];
+    int cnt;
+
+    while ((cnt = eev_driver_out_iov(d, iov, 8)) > 0) {
+        size_t n = 0;
+        for (int i = 0; i < cnt; i++)
+            n += iov[i].iov_len;
+        eev_driver_out_consume(d, n);
+    }
+}
+
+/* Steady state with borrow_input: buffers of whole messages (one small,
+ * a burst of small ones, one large) are echoed without an allocation. */
+static void test_no_alloc(void)
+{
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = 1};
+    eev_driver *d;
+    sbuf one = {0}, burst = {0}, large = {0}, hs = {0};
+    uint8_t p[16384];
+
+    memset(p, 'x', sizeof(p));
+    sb_frame(&one, 0x82, 1, p, 16);
+    for (int i = 0; i < 16; i++)
+        sb_frame(&burst, i & 1 ? 0x81 : 0x82, 1, p, 16 + (size_t)i * 40);
+    sb_frame(&large, 0x82, 1, p, sizeof(p));
+    sb_put(&hs, upgrade, sizeof(upgrade) - 1);
+    ok(eev_driver_new(&d, &cb, &opt, NULL) == 0, "no-alloc: driver created");
+    eev_driver_recv(d, hs.p, hs.len);
+    drain(d);
+    eev_driver_out_settle(d);
+    for (int round = 0; round < 4; round++) {
+        static const char *const what[] = {"one small message", "a burst of 16 small messages",
+                                           "one 16 KiB message", "one small message again"};
+        static const size_t frames[] = {1, 16, 1, 1};
+        sbuf *in = round == 1 ? &burst : round == 2 ? &large : &one;
+        uint8_t *buf = malloc(in->len);
+        memcpy(buf, in->p, in->len);
+        alloc_count = 0;
+        ssize_t r = eev_driver_recv(d, buf, in->len);
+        size_t queued = eev_driver_out_len(d);
+        drain(d);
+        int rv = eev_driver_out_settle(d);
+        ok(r == (ssize_t)in->len && queued == in->len - 4 * frames[round] && rv == 0 && alloc_count == 0,
+           "no-alloc: %s echoed with %ld allocations", what[round], alloc_count);
+        free(buf);
+    }
+    eev_driver_del(d);
+    sb_free(&one);
+    sb_free(&burst);
+    sb_free(&large);
+    sb_free(&hs);
+}
+
 int main(void)
 {
     sbuf in = {0};
@@ -117,5 +174,6 @@ int main(void)
         }
     }
     sb_free(&in);
+    test_no_alloc();
     return done_testing();
 }
