@@ -84,18 +84,17 @@ static ssize_t t_writev(struct conn *c, const struct iovec *iov, int n)
 
 /* Recomputes the watcher's events: read unless paused or done, write while
  * output is blocked. libev only touches epoll when they change. */
-static void update_events(struct server *srv, struct conn *c)
+static void update_events(struct server *srv, struct conn *c, const eev_status *st)
 {
-    eev_driver *d = conn_driver(c);
     int ev = 0;
 
     if (c->flags & C_LINGER)
         ev = EV_READ;
     else if (c->flags & C_PEER_EOF)
         ev = 0; /* nothing more to read */
-    else if (eev_driver_want_read(d) && !(c->flags & C_PAUSED))
+    else if ((st->flags & EEV_WANT_READ) && !(c->flags & C_PAUSED))
         ev = EV_READ;
-    if (eev_driver_want_write(d) || c->held)
+    if ((st->flags & EEV_WANT_WRITE) || c->held)
         ev |= EV_WRITE; /* held input is fed once the socket takes output */
     if (c->tls) {
         ev |= tls_events(c->tls);
@@ -155,9 +154,11 @@ static int flush(struct conn *c)
     eev_driver *d = conn_driver(c);
     struct iovec iov[IOV_MAX_BATCH];
 
-    while (eev_driver_want_write(d)) {
+    for (;;) {
         int n = eev_driver_out_iov(d, iov, IOV_MAX_BATCH);
         size_t want = 0;
+        if (n == 0)
+            return 0; /* nothing queued */
         for (int i = 0; i < n; i++)
             want += iov[i].iov_len;
         ssize_t w = t_writev(c, iov, n);
@@ -169,8 +170,9 @@ static int flush(struct conn *c)
         eev_driver_out_consume(d, (size_t)w);
         if ((size_t)w < want)
             return 0; /* the socket buffer is full: wait for EV_WRITE */
+        if (n < IOV_MAX_BATCH)
+            return 0; /* that was all of the queue */
     }
-    return 0;
 }
 
 /* Half-closes and waits (in L_CLOSING) for the peer's EOF. */
@@ -194,8 +196,8 @@ static void count_queued(struct server *srv, struct conn *c, size_t queued)
 /* After any event: settle lists, backpressure and watcher events. */
 static void proceed(struct server *srv, struct conn *c)
 {
-    eev_driver *d = conn_driver(c);
-    size_t queued = eev_driver_out_len(d);
+    eev_status st = eev_driver_status(conn_driver(c));
+    size_t queued = st.out_len;
 
     count_queued(srv, c, queued);
     if (queued == 0)
@@ -209,7 +211,7 @@ static void proceed(struct server *srv, struct conn *c)
         }
         if (c->list != L_PAUSED && c->list != L_CLOSING)
             conn_list_add(srv, c, L_PAUSED);
-    } else if (!(c->flags & C_LINGER) && eev_driver_finished(d) && queued == 0) {
+    } else if (!(c->flags & C_LINGER) && (st.flags & EEV_FINISHED) && queued == 0) {
         /* After a clean close handshake the peer sends nothing more, so
          * close() cannot reset our last frame; otherwise half-close and
          * drain first. */
@@ -218,11 +220,11 @@ static void proceed(struct server *srv, struct conn *c)
             return;
         }
         linger(srv, c);
-    } else if ((c->list == L_OPEN || c->list == L_PAUSED) && eev_driver_state(d) >= EEV_STATE_CLOSING) {
+    } else if ((c->list == L_OPEN || c->list == L_PAUSED) && st.state >= EEV_STATE_CLOSING) {
         /* Closing or failed with output still queued: bound the wait. */
         c->flags &= (uint8_t)~C_PAUSED;
         conn_list_add(srv, c, L_CLOSING);
-    } else if (!(c->flags & C_LINGER) && eev_driver_state(d) == EEV_STATE_OPEN) {
+    } else if (!(c->flags & C_LINGER) && st.state == EEV_STATE_OPEN) {
         if (!(c->flags & C_PAUSED) && queued > srv->cfg->high_water) {
             /* The peer reads slower than it writes: stop reading until
              * its echoes drain, so memory stays bounded. */
@@ -234,7 +236,7 @@ static void proceed(struct server *srv, struct conn *c)
             c->flags &= (uint8_t)~C_PAUSED;
             conn_list_add(srv, c, L_OPEN);
         }
-    } else if (!(c->flags & C_LINGER) && eev_driver_state(d) == EEV_STATE_CONNECTING) {
+    } else if (!(c->flags & C_LINGER) && st.state == EEV_STATE_CONNECTING) {
         /* HTTP keep-alive: the same pause (the handshake deadline, which
          * requests do not restart, bounds it), and no reading while
          * pipelined input is held back. */
@@ -243,7 +245,7 @@ static void proceed(struct server *srv, struct conn *c)
         else if (queued < srv->cfg->low_water)
             c->flags &= (uint8_t)~C_PAUSED;
     }
-    update_events(srv, c);
+    update_events(srv, c, &st);
 }
 
 /* Keeps input the driver yielded on. Returns 0, or -1 (out of memory). */
@@ -314,7 +316,8 @@ static int on_readable(struct server *srv, struct conn *c)
              * does not take is copied before the buffer is read into again. */
             if (flush(c) < 0)
                 return -1;
-            if (eev_driver_out_len(d) && eev_driver_out_settle(d) < 0) {
+            eev_status st = eev_driver_status(d);
+            if (st.out_len && eev_driver_out_settle(d) < 0) {
                 log_error("#%u out of memory queueing echoes", c->id);
                 return -1;
             }
@@ -322,8 +325,7 @@ static int on_readable(struct server *srv, struct conn *c)
                 return hold(c, srv->rbuf + rv, (size_t)(n - rv));
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
-            if ((size_t)n < SERVER_RBUF_SIZE || !eev_driver_want_read(d) ||
-                eev_driver_out_len(d) > srv->cfg->high_water)
+            if ((size_t)n < SERVER_RBUF_SIZE || !(st.flags & EEV_WANT_READ) || st.out_len > srv->cfg->high_water)
                 return 0;
         } else if (n == 0) {
             if (c->flags & C_LINGER)
@@ -473,8 +475,9 @@ void conn_expire(struct server *srv, struct conn *c, int list)
             conn_destroy(srv, c);
             return;
         }
-        count_queued(srv, c, eev_driver_out_len(conn_driver(c)));
-        update_events(srv, c);
+        eev_status st = eev_driver_status(conn_driver(c));
+        count_queued(srv, c, st.out_len);
+        update_events(srv, c, &st);
     }
     c->flags &= (uint8_t)~C_RX;
     conn_list_add(srv, c, L_OPEN); /* re-placed at the tail */
