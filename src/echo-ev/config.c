@@ -48,6 +48,7 @@ static const char usage_text[] =
     "  --no-metrics                do not serve /metrics\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --log-format FORMAT         text or json (default text)\n"
+    "  --access-log on|off         log each WebSocket's open and close (default on)\n"
     "  -h, --help                  show this help and exit\n"
     "  -V, --version               show the version and exit\n"
     "\n"
@@ -57,7 +58,8 @@ static const char usage_text[] =
 enum {
     OPT_PORT = 256, OPT_BIND, OPT_UNIX_MODE, OPT_REUSE_PORT, OPT_MAX_CONN, OPT_MAX_MSG, OPT_IDLE, OPT_HANDSHAKE,
     OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
-    OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT, OPT_HELP, OPT_VERSION,
+    OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
+    OPT_ACCESS_LOG, OPT_HELP, OPT_VERSION,
     OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY,
 };
 
@@ -82,6 +84,7 @@ static const struct option options[] = {
     {"no-metrics", no_argument, NULL, OPT_NO_METRICS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"log-format", required_argument, NULL, OPT_LOG_FORMAT},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
     {"help", no_argument, NULL, 'h'},   /* at OPT_HELP's place: names are found by index */
     {"version", no_argument, NULL, 'V'},
     {"tls-port", required_argument, NULL, OPT_TLS_PORT},
@@ -190,6 +193,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->unix_mode = 0660;
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOGF_TEXT;
+    cfg->access_log = 1;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
@@ -313,6 +317,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
             if (!strcmp(optarg, "text")) cfg->log_format = LOGF_TEXT;
             else if (!strcmp(optarg, "json")) cfg->log_format = LOGF_JSON;
             else return bad(name, optarg, "expected text or json");
+            break;
+        case OPT_ACCESS_LOG:
+            if (!strcmp(optarg, "on")) cfg->access_log = 1;
+            else if (!strcmp(optarg, "off")) cfg->access_log = 0;
+            else return bad(name, optarg, "expected on or off");
             break;
         case 'h': fputs(usage_text, stdout); return 1;
         case 'V': printf("echo-ev %s\n", EEV_VERSION); return 1;

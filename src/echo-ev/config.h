@@ -43,6 +43,7 @@ struct config {
     int metrics_public;       /* ... on the main port even with --metrics-bind */
     int log_level;
     int log_format;
+    int access_log;           /* log each WebSocket's open and close */
 };
 
 /* Fills cfg from argv. Returns 0 to run, 1 when --help/--version was

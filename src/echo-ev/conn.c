@@ -118,20 +118,56 @@ static int closed_cleanly(struct conn *c)
     return sent && rcvd;
 }
 
+/* A connection event for the log, with the peer's address. */
+static void log_conn(struct conn *c, int level, const char *event, int code, const char *reason)
+{
+    char peer[64];
+
+    if (!log_enabled(level))
+        return;
+    struct log_event e = {.conn = c->id, .peer = conn_peer(c, peer, sizeof(peer)), .event = event,
+                          .code = code, .reason = reason, .reason_len = reason ? strlen(reason) : 0};
+    log_event(level, &e);
+}
+
+static uint32_t now_ms(struct server *srv)
+{
+    return (uint32_t)(int64_t)((ev_now(srv->loop) - srv->t0) * 1000.0);
+}
+
+/* The WebSocket ended (the driver reports it once): count it, and the
+ * access log's "close" line with what the connection did. */
+static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+    char peer[64];
+
+    (void)d;
+    /* The peer's code, else ours (a failure, or no answer to our Close),
+     * else 1006: the connection just went away. */
+    uint16_t code = a->code_received != EEV_CLOSE_ABNORMAL ? a->code_received
+                    : a->code_sent                         ? a->code_sent
+                                                           : EEV_CLOSE_ABNORMAL;
+    metrics_count_close(&srv->m, code);
+    srv->ws_open--;
+    if (!srv->cfg->access_log || !log_enabled(LOG_INFO))
+        return;
+    struct log_event e = {.conn = c->id, .peer = conn_peer(c, peer, sizeof(peer)), .event = "close",
+                          .code = code, .reason = a->reason_len ? a->reason : NULL,
+                          .reason_len = a->reason_len, .counted = 1, .bytes_in = c->bytes_in,
+                          .bytes_out = c->bytes_out, .messages = c->messages,
+                          .duration_ms = (double)(uint32_t)(now_ms(srv) - c->born_ms),
+                          .unclean = !a->clean};
+    log_event(LOG_INFO, &e);
+}
+
 void conn_destroy(struct server *srv, struct conn *c)
 {
     char peer[64];
 
     if (c->flags & C_OPENED) {
-        /* The peer's code, else ours (a failure, or no answer to our
-         * Close), else 1006: the connection just went away. */
-        uint16_t sent, rcvd;
-        eev_driver_close_codes(conn_driver(c), &sent, &rcvd);
-        uint16_t code = rcvd ? rcvd : sent ? sent : EEV_CLOSE_ABNORMAL;
-        log_info("#%u %s closed code=%u%s", c->id, conn_peer(c, peer, sizeof(peer)), code,
-                 sent && rcvd ? "" : " (no close handshake)");
-        metrics_count_close(&srv->m, code);
-        srv->ws_open--;
+        eev_driver_eof(conn_driver(c)); /* on_close, unless it was called already */
     } else {
         if (c->flags & C_SPARE)
             srv->spare_open--;
@@ -390,6 +426,7 @@ int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags
         c->port = ntohs(s4->sin_port);
     }
     c->id = ++srv->next_id;
+    c->born_ms = now_ms(srv);
     c->last_msg = server_ticks(srv);
     c->flags = (uint8_t)flags;
     if ((tls && !(c->tls = tls_conn_new(srv->tls, fd))) ||
@@ -435,7 +472,6 @@ void conn_expire(struct server *srv, struct conn *c, int list)
 {
     const struct config *cfg = srv->cfg;
     uint32_t now = server_ticks(srv);
-    char peer[64];
 
     switch (list) {
     case L_HANDSHAKE:
@@ -443,12 +479,11 @@ void conn_expire(struct server *srv, struct conn *c, int list)
             srv->m.hs_failures[HSF_TIMEOUT]++;
         if (c->tls)
             tls_count_timeout(c->tls);
-        log_info("#%u %s handshake timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+        log_conn(c, LOG_INFO, "timeout", 0, "handshake");
         conn_destroy(srv, c);
         return;
     case L_PAUSED:
-        log_info("#%u %s backpressure timeout: echoes unread for %gs", c->id,
-                 conn_peer(c, peer, sizeof(peer)), cfg->backpressure_timeout);
+        log_conn(c, LOG_INFO, "timeout", 0, "backpressure");
         conn_destroy(srv, c);
         return;
     case L_CLOSING:
@@ -457,14 +492,14 @@ void conn_expire(struct server *srv, struct conn *c, int list)
     }
     /* L_OPEN: idle and ping checks. */
     if (cfg->idle_timeout > 0 && (int32_t)(now - c->last_msg) >= (int32_t)(cfg->idle_timeout * 64)) {
-        log_info("#%u %s idle timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+        log_conn(c, LOG_INFO, "timeout", 0, "idle");
         conn_close(srv, c, EEV_CLOSE_NORMAL, "idle timeout");
         return;
     }
     if (cfg->ping_interval > 0 && !(c->flags & C_RX)) {
         /* Nothing arrived since the last check. */
         if (c->flags & C_PING_OUT) {
-            log_info("#%u %s ping timeout", c->id, conn_peer(c, peer, sizeof(peer)));
+            log_conn(c, LOG_INFO, "timeout", 0, "ping");
             conn_destroy(srv, c);
             return;
         }
@@ -575,7 +610,6 @@ static void spare_request(struct server *srv, struct conn *c, eev_driver *d, con
 static int answer(eev_driver *d, const eev_request_arg *req, struct conn *c)
 {
     struct server *srv = srv_of(c);
-    char peer[64];
     int metrics_here = (c->flags & C_METRICS) ||
                        (srv->cfg->metrics && (!srv->cfg->metrics_bind || srv->cfg->metrics_public));
     const struct page_asset *asset;
@@ -591,11 +625,15 @@ static int answer(eev_driver *d, const eev_request_arg *req, struct conn *c)
         }
         if (!origin_allowed(srv->cfg, req)) {
             srv->m.hs_failures[HSF_ORIGIN]++;
-            log_info("#%u %s refused 403: origin not allowed", c->id, conn_peer(c, peer, sizeof(peer)));
+            log_conn(c, LOG_INFO, "refused", 403, "origin not allowed");
             eev_driver_http_reply(d, 403, "Content-Type: text/plain\r\n", "origin not allowed\n", 19, 1);
             return 0;
         }
-        return 0; /* the driver checks and answers the upgrade */
+        /* The driver checks and answers the upgrade, and calls on_open
+         * right away: it logs the path from here. */
+        srv->req_path = req->path;
+        srv->req_path_len = req->path_len;
+        return 0;
     }
     if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
         reply(d, 405, "Allow: GET\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
@@ -638,8 +676,12 @@ static void on_open(eev_driver *d, void *ud)
     srv->ws_open++;
     c->last_msg = server_ticks(srv);
     conn_list_add(srv, c, L_OPEN);
-    log_info("#%u %s open%s%s", c->id, conn_peer(c, peer, sizeof(peer)),
-             proto ? " protocol=" : "", proto ? proto : "");
+    if (srv->cfg->access_log && log_enabled(LOG_INFO)) {
+        struct log_event e = {.conn = c->id, .peer = conn_peer(c, peer, sizeof(peer)), .event = "open",
+                              .path = srv->req_path, .path_len = srv->req_path_len, .protocol = proto};
+        log_event(LOG_INFO, &e);
+    }
+    srv->req_path = NULL;
 }
 
 static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
@@ -651,10 +693,13 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
     srv->m.bytes_in += m->len;
     metrics_count_message(&srv->m, m->len);
     c->last_msg = server_ticks(srv);
+    c->messages++;
+    c->bytes_in += m->len;
     int rv = eev_driver_send_message(d, m);
     if (rv == 0) {
         srv->m.msgs_out++;
         srv->m.bytes_out += m->len;
+        c->bytes_out += m->len;
     }
     return rv == EEV_ERR_NOMEM ? -1 : 0;
 }
@@ -663,19 +708,16 @@ static void on_error(eev_driver *d, const eev_error_arg *e, void *ud)
 {
     struct conn *c = ud;
     struct server *srv = srv_of(c);
-    char peer[64];
 
     if (c->flags & C_OPENED) {
-        log_info("#%u %s failed %u: %s", c->id, conn_peer(c, peer, sizeof(peer)), e->close_code,
-                 e->message);
+        log_conn(c, LOG_INFO, "failed", e->close_code, e->message);
         return;
     }
     (void)d;
     srv->m.hs_failures[e->close_code == 426   ? HSF_VERSION
                        : e->close_code == 431 ? HSF_TOO_LARGE
                                               : HSF_BAD_REQUEST]++;
-    log_info("#%u %s refused %u: %s", c->id, conn_peer(c, peer, sizeof(peer)), e->close_code,
-             e->message);
+    log_conn(c, LOG_INFO, "refused", e->close_code, e->message);
 }
 
 const eev_callbacks conn_callbacks = {
@@ -683,4 +725,5 @@ const eev_callbacks conn_callbacks = {
     .on_open = on_open,
     .on_message = on_message,
     .on_error = on_error,
+    .on_close = on_close,
 };

@@ -42,6 +42,9 @@ struct conn {
     uint32_t placed;          /* when it joined its list (ticks) */
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;
+    uint32_t born_ms;         /* accepted, in ms since start (for the access log) */
+    uint32_t messages;        /* messages received */
+    uint64_t bytes_in, bytes_out; /* message payload bytes, for the access log */
     uint16_t port;            /* peer port */
     uint16_t http_reqs;       /* HTTP requests on this connection */
     uint8_t inflight;         /* HTTP requests answered since the output was last empty */

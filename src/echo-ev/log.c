@@ -217,54 +217,192 @@ int log_enabled(int level)
     return level <= max_level;
 }
 
-static void json_escape(char *out, size_t cap, const char *s)
+/* Length of the valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-    size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
+    size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
+               : s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : 0;
+    if (len == 0 || len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    /* overlong, surrogates, beyond U+10FFFF */
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return len;
+}
+
+/* Appends s[0, n) to out as the inside of a quoted string: '"' and '\\'
+ * escaped, control characters as \u00NN (JSON) or \xNN (text), bytes
+ * that are not UTF-8 as \xNN (in JSON, as the text "\\xNN"). Cut short,
+ * never mid-escape, when out fills. Returns the new length of out. */
+static size_t put_escaped(char *out, size_t o, size_t cap, const char *str, size_t n, int json)
+{
+    const unsigned char *s = (const unsigned char *)str;
+
+    for (size_t i = 0; i < n && o + 8 < cap;) {
+        size_t len = utf8_seq(s + i, n - i);
+        if (len == 1 && (s[i] == '"' || s[i] == '\\')) {
             out[o++] = '\\';
-            out[o++] = (char)c;
-        } else if (c < 0x20) {
-            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+            out[o++] = (char)s[i];
+        } else if (len == 1 && (s[i] < 0x20 || s[i] == 0x7f)) {
+            o += (size_t)snprintf(out + o, cap - o, json ? "\\u%04x" : "\\x%02x", s[i]);
+        } else if (len == 0) {
+            o += (size_t)snprintf(out + o, cap - o, json ? "\\\\x%02x" : "\\x%02x", s[i]);
+            len = 1;
         } else {
-            out[o++] = (char)c;
+            memcpy(out + o, s + i, len);
+            o += len;
         }
+        i += len;
     }
     out[o] = 0;
+    return o;
+}
+
+__attribute__((format(printf, 4, 5))) static size_t put(char *out, size_t o, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (o >= cap)
+        return o;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + o, cap - o, fmt, ap);
+    va_end(ap);
+    return n < 0 ? o : o + (size_t)n < cap ? o + (size_t)n : cap - 1;
+}
+
+/* The start of a line: journal priority, or timestamp and pid, or the
+ * JSON object's time and level. */
+static size_t line_start(char *line, size_t cap, int level)
+{
+    char ts[40];
+    struct timespec now;
+    struct tm tm;
+
+    if (style == 1)
+        return put(line, 0, cap, "<%d>%s: ", level, level_name(level));
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(ts + tl, sizeof(ts) - tl, ".%03ldZ", now.tv_nsec / 1000000);
+    if (style == 2)
+        return put(line, 0, cap, "{\"time\":\"%s\",\"level\":\"%s\",", ts, level_name(level));
+    return put(line, 0, cap, "%s echo-ev[%d]: %s: ", ts, (int)getpid(), level_name(level));
+}
+
+static void line_end(char *line, size_t n, size_t cap)
+{
+    if (n > cap - 3)
+        n = cap - 3;
+    if (style == 2)
+        line[n++] = '}';
+    line[n++] = '\n';
+    emit(line, n);
 }
 
 void log_msg(int level, const char *fmt, ...)
 {
-    char msg[1024], line[2200], ts[40];
-    struct timespec now;
-    struct tm tm;
+    char msg[1024], line[2400];
     va_list ap;
-    int n;
 
     if (!log_enabled(level))
         return;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (style == 1) {
-        n = snprintf(line, sizeof(line), "<%d>%s: %s\n", level, level_name(level), msg);
+    size_t n = line_start(line, sizeof(line), level);
+    if (style == 2) {
+        n = put(line, n, sizeof(line), "\"msg\":\"");
+        n = put_escaped(line, n, sizeof(line) - 4, msg, strlen(msg), 1);
+        n = put(line, n, sizeof(line), "\"");
     } else {
-        clock_gettime(CLOCK_REALTIME, &now);
-        gmtime_r(&now.tv_sec, &tm);
-        size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(ts + tl, sizeof(ts) - tl, ".%03ldZ", now.tv_nsec / 1000000);
-        if (style == 2) {
-            char esc[1100];
-            json_escape(esc, sizeof(esc), msg);
-            n = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
-                         level_name(level), esc);
-        } else {
-            n = snprintf(line, sizeof(line), "%s echo-ev[%d]: %s: %s\n", ts, (int)getpid(),
-                         level_name(level), msg);
-        }
+        n = put(line, n, sizeof(line), "%s", msg);
     }
-    if (n > (int)sizeof(line) - 1)
-        n = (int)sizeof(line) - 1;
-    emit(line, (size_t)n);
+    line_end(line, n, sizeof(line));
+}
+
+static void event_json(char *line, size_t *pn, size_t cap, const struct log_event *e)
+{
+    size_t n = *pn;
+
+    n = put(line, n, cap, "\"conn\":%u,\"peer\":\"%s\",\"event\":\"%s\"", e->conn, e->peer, e->event);
+    if (e->code)
+        n = put(line, n, cap, ",\"code\":%d", e->code);
+    if (e->reason) {
+        n = put(line, n, cap, ",\"reason\":\"");
+        n = put_escaped(line, n, cap - 300, e->reason, e->reason_len, 1);
+        n = put(line, n, cap, "\"");
+    }
+    if (e->path) {
+        n = put(line, n, cap, ",\"path\":\"");
+        n = put_escaped(line, n, cap - 250, e->path, e->path_len, 1);
+        n = put(line, n, cap, "\"");
+    }
+    if (e->protocol) {
+        n = put(line, n, cap, ",\"protocol\":\"");
+        n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 1);
+        n = put(line, n, cap, "\"");
+    }
+    if (e->counted)
+        n = put(line, n, cap, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"messages\":%llu,\"duration_ms\":%.0f",
+                (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out,
+                (unsigned long long)e->messages, e->duration_ms);
+    if (e->unclean)
+        n = put(line, n, cap, ",\"clean\":false");
+    *pn = n;
+}
+
+static void event_text(char *line, size_t *pn, size_t cap, const struct log_event *e)
+{
+    size_t n = *pn;
+    int closed = !strcmp(e->event, "close");
+
+    n = put(line, n, cap, "#%u %s ", e->conn, e->peer);
+    if (closed)
+        n = put(line, n, cap, "closed code=%d", e->code);
+    else if (!strcmp(e->event, "timeout"))
+        n = put(line, n, cap, "%s timeout", e->reason ? e->reason : "?");
+    else if (e->code)
+        n = put(line, n, cap, "%s %d", e->event, e->code);
+    else
+        n = put(line, n, cap, "%s", e->event);
+    if (e->reason && strcmp(e->event, "timeout")) {
+        n = put(line, n, cap, closed ? " reason=\"" : ": ");
+        n = put_escaped(line, n, cap - 300, e->reason, e->reason_len, 0);
+        if (closed)
+            n = put(line, n, cap, "\"");
+    }
+    if (e->path) {
+        n = put(line, n, cap, " path=\"");
+        n = put_escaped(line, n, cap - 250, e->path, e->path_len, 0);
+        n = put(line, n, cap, "\"");
+    }
+    if (e->protocol) {
+        n = put(line, n, cap, " protocol=");
+        n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 0);
+    }
+    if (e->counted)
+        n = put(line, n, cap, " messages=%llu bytes_in=%llu bytes_out=%llu duration_ms=%.0f",
+                (unsigned long long)e->messages, (unsigned long long)e->bytes_in,
+                (unsigned long long)e->bytes_out, e->duration_ms);
+    if (e->unclean)
+        n = put(line, n, cap, " (no close handshake)");
+    *pn = n;
+}
+
+void log_event(int level, const struct log_event *e)
+{
+    char line[2400];
+
+    if (!log_enabled(level))
+        return;
+    size_t n = line_start(line, sizeof(line), level);
+    if (style == 2)
+        event_json(line, &n, sizeof(line), e);
+    else
+        event_text(line, &n, sizeof(line), e);
+    line_end(line, n, sizeof(line));
 }

@@ -7,6 +7,7 @@
 #ifndef EEV_LOG_H
 #define EEV_LOG_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct ev_loop;
@@ -22,6 +23,30 @@ void log_attach(struct ev_loop *loop);
 uint64_t log_dropped(void);
 int log_enabled(int level);
 void log_msg(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/*
+ * One connection event (open, close, refused, failed, timeout) with real
+ * fields: in JSON each set field is a member; in text, a readable line
+ * "#conn peer event ...". Strings from the peer (path, reason) may hold
+ * anything: control characters and bytes that are not UTF-8 are escaped.
+ */
+struct log_event {
+    uint32_t conn;
+    const char *peer;
+    const char *event;
+    int code;                         /* close code or HTTP status; 0: none */
+    const char *reason;               /* NULL: none */
+    size_t reason_len;
+    const char *path;                 /* NULL: none */
+    size_t path_len;
+    const char *protocol;             /* NULL: none */
+    int counted;                      /* the counts below are set */
+    uint64_t bytes_in, bytes_out, messages;
+    double duration_ms;
+    int unclean;                      /* close: no close handshake */
+};
+
+void log_event(int level, const struct log_event *e);
 
 #define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...) log_msg(LOG_WARN, __VA_ARGS__)

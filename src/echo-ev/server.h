@@ -66,6 +66,8 @@ struct server {
     unsigned long ws_open;    /* those upgraded to WebSocket */
     unsigned long spare_open; /* those on spare slots (health checks when full) */
     uint64_t queued;          /* sum of the connections' queued output */
+    const char *req_path;     /* the upgrade request's path, from on_request to on_open */
+    size_t req_path_len;
     long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
     double t0;       /* ev_now() at start: origin of conn timestamps */

@@ -283,7 +283,7 @@ def log_formats():
     import json
     with Server("--log-format", "json") as srv:
         assert_served(srv.port)
-        srv.wait_log(r"closed")
+        srv.wait_log(r'"event":"close"')
         for ln in srv.log_text().splitlines():
             try:
                 obj = json.loads(ln)

@@ -1,5 +1,6 @@
 """Logging: never blocks the event loop (a stderr nobody reads), drops and
-counts lines instead, still flushes at exit."""
+counts lines instead, still flushes at exit; JSON with real fields; peer
+strings escaped in both formats; --access-log on|off."""
 
 import os
 import re
@@ -9,7 +10,8 @@ import subprocess
 import threading
 import time
 
-from eevtest import (RawWS, assert_served, binary, check, close_payload, metrics, poll, slow_factor)
+from eevtest import (RawWS, Server, assert_served, binary, check, close_payload, connect, metrics, poll,
+                     read_response, slow_factor)
 from run import test
 
 MODULE_TIMEOUT = 180
@@ -98,3 +100,88 @@ def startup_error():
         check(b"cannot listen" in r.stderr and b"Address already in use" in r.stderr, "stderr %r" % r.stderr)
     finally:
         s.close()
+
+
+HOSTILE_PATH = b"/caf\xc3\xa9\xff\xfe\"q\\%0A"       # UTF-8, then bytes that are not, a quote, a backslash
+HOSTILE_REASON = "bye\n\x1b[2J\u00e9".encode()      # valid UTF-8 with a newline and a terminal escape
+
+
+def hostile_session(srv):
+    """A WebSocket on HOSTILE_PATH with subprotocol chat: one 5-byte message, Close 4001 HOSTILE_REASON."""
+    c = RawWS(connect(srv.port))
+    c.sendall(b"GET " + HOSTILE_PATH + b" HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+              b"Sec-WebSocket-Protocol: chat\r\n\r\n")
+    r = read_response(c)
+    check(r.status == 101, "upgrade on a hostile path: %d" % r.status)
+    c.send(0x1, b"hello")
+    check(c.recv_message() == (1, b"hello"), "echo")
+    c.send(0x8, close_payload(4001, HOSTILE_REASON))
+    c.expect_close()
+    c.close()
+
+
+def raw_lines(srv):
+    """stderr lines as bytes: nothing a terminal or a log shipper would trip on."""
+    out = []
+    for ln in srv.log_text().splitlines():
+        b = ln.encode("utf-8", "surrogateescape")
+        check("\ufffd" not in ln, "a log line is not valid UTF-8: %r" % ln)
+        check(not any(ch < 0x20 and ch != 0x09 for ch in b), "raw control character in %r" % ln)
+        out.append(ln)
+    return out
+
+
+@test("--log-format json: open and close with real fields (path, protocol, code, reason, counts), peer strings escaped")
+def json_fields():
+    import json
+    with Server("--log-format", "json", "--protocol", "chat") as srv:
+        hostile_session(srv)
+        srv.wait_log(r'"event":"close"')
+        events = {}
+        for ln in raw_lines(srv):
+            o = json.loads(ln)
+            check(isinstance(o, dict) and "time" in o and "level" in o, "line %r" % ln)
+            if "event" in o:
+                events[o["event"]] = o
+        op, cl = events.get("open"), events.get("close")
+        check(op and cl, "no open/close events: %r" % events)
+        check(op["conn"] == cl["conn"] and isinstance(op["conn"], int), "conn ids %r %r" % (op, cl))
+        check(re.match(r"127\.0\.0\.1:\d+$", op["peer"]), "peer %r" % op["peer"])
+        check(op["path"] == "/caf\u00e9\\xff\\xfe\"q\\%0A", "path %r" % op["path"])
+        check(op["protocol"] == "chat", "protocol %r" % op.get("protocol"))
+        check(cl["code"] == 4001 and cl["reason"] == HOSTILE_REASON.decode(), "code/reason %r" % cl)
+        check((cl["bytes_in"], cl["bytes_out"], cl["messages"]) == (5, 5, 1), "counts %r" % cl)
+        check(isinstance(cl["duration_ms"], (int, float)) and 0 <= cl["duration_ms"] < 10000, "duration %r" % cl)
+        assert_served(srv.port)
+
+
+@test("text log: readable open/close lines; control characters and invalid UTF-8 from the peer escaped")
+def text_escaped():
+    with Server("--protocol", "chat") as srv:
+        hostile_session(srv)
+        ln = srv.wait_log(r"closed code=4001")
+        check('reason="bye\\x0a\\x1b[2J\u00e9"' in ln, "close line %r" % ln)
+        check(re.search(r"messages=1 bytes_in=5 bytes_out=5 duration_ms=\d+", ln), "close line %r" % ln)
+        op = srv.wait_log(r" open ")
+        check('path="/caf\u00e9\\xff\\xfe\\"q\\\\%0A" protocol=chat' in op, "open line %r" % op)
+        raw_lines(srv)
+        assert_served(srv.port)
+
+
+@test("--access-log off: no open/close lines (refusals still logged); metrics still count")
+def access_log_off():
+    with Server("--access-log", "off") as srv:
+        for _ in range(5):
+            assert_served(srv.port)
+        c = connect(srv.port)
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+        c.recv(4096)
+        c.close()
+        srv.wait_log(r"refused 400")
+        text = srv.log_text()
+        check(not re.search(r" open\b| closed ", text), "access log lines with --access-log off: %r" % text[-500:])
+        m = metrics(srv.port)
+        check(m['echo_ev_connections_closed_total{code="1000"}'] == 5, "closed_total %r" % m)
+    r = subprocess.run([binary(), "--access-log", "maybe"], capture_output=True, timeout=10)
+    check(r.returncode == 2 and b"--access-log" in r.stderr, "bad value: %d %r" % (r.returncode, r.stderr))
