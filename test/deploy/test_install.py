@@ -141,6 +141,16 @@ try:
                 installed = "/" + os.path.relpath(paths[u], dest)
                 check(installed in roff, "FILES does not name %s where it is installed" % installed)
         t.run("the man page's FILES name the units where they are installed", man_files_match_units)
+
+        def bench_man_page():
+            bench = glob.glob(os.path.join(dest, "**/bin/echo-bench"), recursive=True)
+            if not bench:
+                return  # built with -Dtools=false: nothing to document
+            page = one("**/share/man/man1/echo-bench.1", "man1/echo-bench.1 next to bin/echo-bench")
+            r = run(["man", "-l", page], env={"MANWIDTH": "100", "PAGER": "cat", "MANPAGER": "cat"})
+            check(r.returncode == 0 and "--connect-rate" in r.stdout.replace("\u2010", "-"),
+                  "man -l echo-bench.1: %s" % r.stderr[:500])
+        t.run("echo-bench is installed with its man page", bench_man_page)
     else:
         t.skip("man -l renders echo-ev.1", "no man page or no man")
 

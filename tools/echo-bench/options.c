@@ -46,6 +46,8 @@ static void usage(FILE *f)
             "                          so that large -c stays within the listen backlog\n"
             "      --json              print one JSON object instead of the text report\n"
             "  -q, --quiet             no progress or per-connection messages on stderr\n"
+            "                          (progress: connecting, then on a terminal one line\n"
+            "                          a second during warmup and measure)\n"
             "\n"
             "Connect-rate mode:\n"
             "      --connect-rate      run -c loops of connect, upgrade, Close, wait for\n"

@@ -10,6 +10,7 @@
  * connect progress; SIGINT/SIGTERM cut the measure window short (a second
  * signal stops at once). run() sets up the loop and runs it to the end.
  */
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,41 @@ static void progress(int final)
         fprintf(stderr, "\rconnecting %u/%u%s", g.up, g.conns, final ? "\n" : "");
     else
         fprintf(stderr, "connecting %u/%u%s\n", g.up, g.conns, final ? " done" : "");
+}
+
+/* Warmup and measure progress: on a terminal, one line a second with what
+ * that second echoed (or handshook); nothing when stderr is not one, so
+ * logs and pipes get only the report. */
+static void run_progress(uint64_t t)
+{
+    static uint64_t last_t, last_n, last_bytes;
+    uint64_t n = g.mode == MODE_CONNECT_RATE ? g.handshakes : g.received;
+    uint64_t bytes = g.received * g.size;
+
+    if (!g.progress_tty || g.quiet || g.json || g.mode == MODE_HOLD)
+        return;
+    if (last_t == 0 || t < last_t) {
+        last_t = t;
+        last_n = n;
+        last_bytes = bytes;
+        return;
+    }
+    if (t - last_t < NS_PER_S)
+        return;
+    double secs = (double)(t - last_t) / 1e9;
+    int warm = last_t < g.t_measure; /* the phase of the second that just ended */
+    double at = (double)(t - (warm ? g.t_start : g.t_measure)) / 1e9, of = warm ? g.warmup : g.duration;
+    uint64_t errors = g.lost + g.corrupted + g.out_of_order + g.unexpected + g.conn_errors;
+    if (g.mode == MODE_CONNECT_RATE)
+        fprintf(stderr, "%s %.0f/%.0fs: %.0f handshakes/s, %" PRIu64 " errors\n", warm ? "warmup" : "measure",
+                at, of, (double)(n - last_n) / secs, errors);
+    else
+        fprintf(stderr, "%s %.0f/%.0fs: %.0f msg/s, %.3f MB/s, %u connections open, %" PRIu64 " errors\n",
+                warm ? "warmup" : "measure", at, of, (double)(n - last_n) / secs,
+                (double)(bytes - last_bytes) / secs / 1e6, g.up, errors);
+    last_t = t;
+    last_n = n;
+    last_bytes = bytes;
 }
 
 void begin_close(void)
@@ -158,6 +194,8 @@ static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
             begin_close();
         return;
     }
+    if (g.phase == PH_RUN)
+        run_progress(t);
     if (g.phase == PH_RUN && (t >= g.t_end || g.interrupted)) {
         if (g.interrupted && g.t_end > t)
             g.t_end = t > g.t_measure ? t : g.t_measure;
