@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <eev/driver.h>
 
@@ -34,6 +35,9 @@ static const char usage_text[] =
     "  --reuse-port                share the port with other echo-ev processes (SO_REUSEPORT)\n"
     "  --max-connections N         refuse connections beyond N with 503 (default 100000)\n"
     "  --max-message-size BYTES    close larger messages with 1009 (default 16M)\n"
+    "  --max-memory BYTES          budget for messages being received and queued output, all\n"
+    "                              clients together; past it large messages get 1013\n"
+    "                              (default: half the physical memory)\n"
     "  --idle-timeout SECS         close connections idle for SECS (default 0: never)\n"
     "  --handshake-timeout SECS    drop connections not upgraded within SECS (default 10)\n"
     "  --ping-interval SECS        ping quiet peers; drop those that don't answer (default 0: off)\n"
@@ -60,7 +64,7 @@ enum {
     OPT_PING, OPT_SHUTDOWN, OPT_BACKPRESSURE, OPT_HIGH, OPT_LOW, OPT_ORIGIN, OPT_PROTOCOL,
     OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
     OPT_ACCESS_LOG, OPT_HELP, OPT_VERSION,
-    OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY,
+    OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MAX_MEMORY,
 };
 
 static const struct option options[] = {
@@ -90,6 +94,7 @@ static const struct option options[] = {
     {"tls-port", required_argument, NULL, OPT_TLS_PORT},
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+    {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
     {NULL, 0, NULL, 0},
 };
 
@@ -198,7 +203,7 @@ int config_parse(struct config *cfg, int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "?";
-        const char *name = c >= OPT_PORT && c <= OPT_TLS_KEY ? options[c - OPT_PORT].name : flag;
+        const char *name = c >= OPT_PORT && c <= OPT_MAX_MEMORY ? options[c - OPT_PORT].name : flag;
         switch (c) {
         case OPT_PORT:
             if (!strcmp(optarg, "off")) {
@@ -258,6 +263,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
                 return bad(name, optarg, "above the largest message the driver supports, "
                                          "4294967295 bytes (4G - 1)");
             cfg->max_message_size = v;
+            break;
+        case OPT_MAX_MEMORY:
+            if (parse_size(optarg, 1ull << 50, &v) < 0 || v == 0)
+                return bad(name, optarg, "expected a positive size (K/M/G suffixes allowed)");
+            cfg->max_memory = v;
             break;
         case OPT_HIGH:
         case OPT_LOW:
@@ -357,6 +367,11 @@ int config_parse(struct config *cfg, int argc, char **argv)
     if (cfg->low_water >= cfg->high_water) {
         fprintf(stderr, "echo-ev: --low-water: must be below --high-water\n");
         return 2;
+    }
+    if (cfg->max_memory == 0) {
+        /* Half the machine: the kernel's socket buffers need room too. */
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        cfg->max_memory = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 2 : 1ull << 30;
     }
     return 0;
 }

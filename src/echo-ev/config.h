@@ -26,6 +26,7 @@ struct config {
     int reuse_port;
     unsigned long max_connections;
     uint64_t max_message_size;
+    uint64_t max_memory;      /* --max-memory, or half the physical memory */
     double idle_timeout;      /* 0: off */
     double handshake_timeout;
     double ping_interval;     /* 0: off */

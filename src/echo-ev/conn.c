@@ -174,6 +174,7 @@ void conn_destroy(struct server *srv, struct conn *c)
         log_debug("#%u %s disconnected", c->id, conn_peer(c, peer, sizeof(peer)));
     }
     srv->queued -= c->queued;
+    srv->mem -= c->mem;
     free(c->held);
     conn_list_remove(srv, c);
     ev_io_stop(srv->loop, &c->io);
@@ -229,6 +230,20 @@ static void count_queued(struct server *srv, struct conn *c, size_t queued)
     c->queued = queued;
 }
 
+/* What c holds toward --max-memory: its driver's message buffer and
+ * output queue, and HTTP input held back. */
+static size_t held_mem(struct conn *c)
+{
+    return eev_driver_mem(conn_driver(c)) + c->held_len;
+}
+
+static void count_mem(struct server *srv, struct conn *c)
+{
+    size_t mem = held_mem(c);
+    srv->mem += mem - c->mem;
+    c->mem = mem;
+}
+
 /* After any event: settle lists, backpressure and watcher events. */
 static void proceed(struct server *srv, struct conn *c)
 {
@@ -236,6 +251,8 @@ static void proceed(struct server *srv, struct conn *c)
     size_t queued = st.out_len;
 
     count_queued(srv, c, queued);
+    count_mem(srv, c);
+    int over = srv->mem > srv->cfg->max_memory;
     if (queued == 0)
         c->inflight = 0;
     if (c->flags & C_PEER_EOF) {
@@ -261,14 +278,15 @@ static void proceed(struct server *srv, struct conn *c)
         c->flags &= (uint8_t)~C_PAUSED;
         conn_list_add(srv, c, L_CLOSING);
     } else if (!(c->flags & C_LINGER) && st.state == EEV_STATE_OPEN) {
-        if (!(c->flags & C_PAUSED) && queued > srv->cfg->high_water) {
-            /* The peer reads slower than it writes: stop reading until
-             * its echoes drain, so memory stays bounded. */
+        if (!(c->flags & C_PAUSED) && (queued > srv->cfg->high_water || (over && queued > 0))) {
+            /* The peer reads slower than it writes (or, past --max-memory,
+             * has anything unread): stop reading until its echoes drain,
+             * so memory stays bounded. */
             c->flags |= C_PAUSED;
             srv->m.backpressure_pauses++;
             conn_list_add(srv, c, L_PAUSED);
             log_debug("#%u paused with %zu bytes queued", c->id, queued);
-        } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water) {
+        } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water && (!over || queued == 0)) {
             c->flags &= (uint8_t)~C_PAUSED;
             conn_list_add(srv, c, L_OPEN);
         }
@@ -665,6 +683,23 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     return rv;
 }
 
+/* --max-memory: a message buffer may grow while the total stays within
+ * the budget. Past it, messages larger than MEM_SMALL are refused with 1013
+ * "try again later" (smaller ones still pass, so ordinary traffic goes on). */
+#define MEM_SMALL 65536
+static int on_mem_grow(eev_driver *d, size_t grow, void *ud)
+{
+    struct conn *c = ud;
+    struct server *srv = srv_of(c);
+    size_t now = held_mem(c);
+    size_t msg = now - eev_driver_out_len(d) - c->held_len + grow; /* its buffer after growing */
+
+    if (srv->mem - c->mem + now + grow <= srv->cfg->max_memory || msg <= MEM_SMALL)
+        return 0;
+    srv->m.mem_refusals++;
+    return EEV_CLOSE_TRY_AGAIN;
+}
+
 static void on_open(eev_driver *d, void *ud)
 {
     struct conn *c = ud;
@@ -726,4 +761,5 @@ const eev_callbacks conn_callbacks = {
     .on_message = on_message,
     .on_error = on_error,
     .on_close = on_close,
+    .on_mem_grow = on_mem_grow,
 };

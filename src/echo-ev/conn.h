@@ -36,6 +36,7 @@ struct conn {
     ev_io io;                 /* io.data points at the server */
     struct conn *prev, *next; /* in srv->lists[list] */
     size_t queued;            /* output queued at the last count (srv->queued) */
+    size_t mem;               /* bytes held at the last count (srv->mem) */
     struct tls_conn *tls;     /* wss://: the transport is TLS (tls.c); NULL: the socket */
     uint8_t *held;            /* HTTP: input kept back after the driver yielded */
     uint32_t held_len;

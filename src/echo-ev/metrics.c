@@ -163,6 +163,12 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
             "Times reading from a client stopped because its echoes were not read.",
             m->backpressure_pauses);
     gauge(&o, "echo_ev_queued_bytes", "Bytes queued for sending.", (double)g->queued);
+    gauge(&o, "echo_ev_memory_bytes",
+          "Bytes held for clients: messages being received, queued output, held HTTP input.",
+          (double)g->mem);
+    gauge(&o, "echo_ev_memory_limit_bytes", "The --max-memory budget.", (double)g->mem_limit);
+    counter(&o, "echo_ev_memory_refusals_total",
+            "Messages refused with 1013 because --max-memory was reached.", m->mem_refusals);
     counter(&o, "echo_ev_log_lines_dropped_total",
             "Log lines dropped because stderr was not taking them fast enough.", g->log_dropped);
     counter(&o, "echo_ev_http_requests_total", "HTTP requests parsed (upgrades included).",

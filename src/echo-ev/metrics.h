@@ -31,6 +31,7 @@ struct metrics {
     uint64_t msgs_in, msgs_out;
     uint64_t bytes_in, bytes_out; /* message payload bytes */
     uint64_t backpressure_pauses;
+    uint64_t mem_refusals; /* messages refused (1013) by --max-memory */
     uint64_t hs_failures[HSF_N];
     uint64_t tls_handshakes[2]; /* full, resumed */
     uint64_t tls_failures[TLSF_N];
@@ -43,6 +44,7 @@ struct metrics {
 struct metrics_gauges {
     unsigned long ws_open, http_open; /* upgraded connections, the others */
     uint64_t queued;                  /* bytes queued for sending */
+    uint64_t mem, mem_limit;          /* --max-memory: bytes held, and the budget */
     long open_fds;
     uint64_t log_dropped;
 };

@@ -150,6 +150,8 @@ void server_gauges(const struct server *srv, struct metrics_gauges *g)
     g->ws_open = srv->ws_open;
     g->http_open = srv->nconn - srv->ws_open;
     g->queued = srv->queued;
+    g->mem = srv->mem;
+    g->mem_limit = srv->cfg->max_memory;
     g->open_fds = srv->base_fds + srv->nlst + (srv->reserve_fd >= 0) + (long)srv->nconn;
     g->log_dropped = log_dropped();
 }

@@ -68,6 +68,7 @@ struct server {
     uint64_t queued;          /* sum of the connections' queued output */
     const char *req_path;     /* the upgrade request's path, from on_request to on_open */
     size_t req_path_len;
+    uint64_t mem;             /* sum of the connections' c->mem (--max-memory) */
     long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
     double t0;       /* ev_now() at start: origin of conn timestamps */

@@ -8,7 +8,7 @@ import struct
 import threading
 import time
 
-from eevtest import (Conn, RawWS, Server, assert_served, check, connect, frame, metrics,
+from eevtest import (Conn, RawWS, Server, TestFailure, assert_served, check, connect, frame, metrics, poll,
                      read_response, sanitized, slow_factor)
 from run import test
 
@@ -208,5 +208,60 @@ def keepalive_count():
         check(got == 10000, "%d responses on one connection (want 10000, then close)" % got)
         check((last.header("connection") or "").lower() == "close", "10,000th response without Connection: close")
         check(c.wait_eof(5), "connection not closed after the 10,000th response")
+        c.close()
+        assert_served(srv.port)
+
+
+def unfinished_message(port, size):
+    """Opens a WebSocket and sends all of a size-byte message but its last byte."""
+    c = RawWS.open(port)
+    c.sock.settimeout(10 * slow_factor())
+    try:
+        c.sendall(frame(0x2, b"\x00" * size, key=b"\0\0\0\0")[:-1])
+    except (socket.timeout, BrokenPipeError, ConnectionResetError):
+        pass  # refused part way: the server stopped taking bytes
+    return c
+
+
+@test("--max-memory 20M: 100 clients holding unfinished 1 MiB messages stay within the budget; the rest get 1013", timeout=120)
+def memory_budget():
+    env = {}
+    if sanitized():
+        env["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=16"
+    with Server("--max-memory", "20M", "--max-message-size", "1M", env=env) as srv:
+        assert_served(srv.port)
+        base = srv.rss_kib()
+        hogs = [unfinished_message(srv.port, 1 << 20) for _ in range(100)]
+        time.sleep(0.5)
+        rss = srv.rss_kib()
+        m = metrics(srv.port)
+        held, limit = m.get("echo_ev_memory_bytes", -1), m.get("echo_ev_memory_limit_bytes", -1)
+        refused = m.get("echo_ev_memory_refusals_total", 0)
+        print("# 100 x unfinished 1 MiB: RSS +%d KiB, memory_bytes %d of %d, %d refused"
+              % (rss - base, held, limit, refused))
+        check(limit == 20 << 20, "echo_ev_memory_limit_bytes %r" % limit)
+        # the formula: a growth past the budget is refused unless the buffer stays <= 64 KiB
+        check(0 < held <= limit + 100 * 65536, "echo_ev_memory_bytes %r over the budget" % held)
+        check(rss - base < 48 * 1024, "RSS grew by %d MiB with --max-memory 20M" % ((rss - base) >> 10))
+        codes = []
+        for h in hogs:
+            try:
+                code, _ = h.expect_close(0.05)
+                codes.append(code)
+            except (socket.timeout, TestFailure):
+                pass
+        check(len(codes) >= 70 and set(codes) == {1013}, "%d refused, codes %r" % (len(codes), sorted(set(codes))))
+        check(refused == len(codes), "echo_ev_memory_refusals_total %r, %d clients got 1013" % (refused, len(codes)))
+        assert_served(srv.port)
+        for h in hogs:
+            h.close()
+        # the budget frees up: a large message goes through again
+        ok = poll(lambda: metrics(srv.port).get("echo_ev_memory_bytes", 1) == 0, 10)
+        check(ok, "memory_bytes did not return to 0 after the holders left")
+        big = os.urandom(900 << 10)
+        c = RawWS.open(srv.port)
+        c.send(0x2, big)
+        op, got = c.recv_message(10 * slow_factor())
+        check(op == 0x2 and got == big, "900 KiB echo after the holders left")
         c.close()
         assert_served(srv.port)
