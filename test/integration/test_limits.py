@@ -265,3 +265,36 @@ def memory_budget():
         check(op == 0x2 and got == big, "900 KiB echo after the holders left")
         c.close()
         assert_served(srv.port)
+
+
+@test("queue bound: a client sending 4 MiB messages and never reading queues at most --high-water 1M + 4 MiB + 512 KiB", timeout=60)
+def queue_bound():
+    import threading
+    with Server("--high-water", "1M", "--low-water", "256K", "--max-message-size", "4M") as srv:
+        hog = RawWS.open(srv.port)
+        hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        msg = frame(0x2, b"\x5a" * (4 << 20), key=b"\0\0\0\0")
+
+        def push():
+            hog.sock.settimeout(3 * slow_factor())
+            try:
+                for _ in range(10):
+                    hog.sock.sendall(msg)
+            except (socket.timeout, OSError):
+                pass  # paused: the server stopped reading
+
+        th = threading.Thread(target=push, daemon=True)
+        th.start()
+        peak = 0
+        t0 = time.monotonic()
+        while th.is_alive() and time.monotonic() - t0 < 6 * slow_factor():
+            peak = max(peak, metrics(srv.port).get("echo_ev_queued_bytes", 0))
+            time.sleep(0.02)
+        th.join(5)
+        peak = max(peak, metrics(srv.port).get("echo_ev_queued_bytes", 0))
+        bound = (1 << 20) + (4 << 20) + (512 << 10) + 10 * 14
+        print("# peak queued %d bytes, documented bound %d" % (peak, bound))
+        check(peak > 0, "nothing was ever queued: the test did not load the server")
+        check(peak <= bound, "queued %d bytes, over the documented bound %d" % (peak, bound))
+        hog.close()
+        assert_served(srv.port)
