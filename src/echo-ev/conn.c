@@ -244,10 +244,10 @@ static void count_mem(struct server *srv, struct conn *c)
     c->mem = mem;
 }
 
-/* After any event: settle lists, backpressure and watcher events. */
-static void proceed(struct server *srv, struct conn *c)
+/* After any event: settle lists, backpressure and watcher events, from
+ * the driver's current status st. */
+static void proceed_with(struct server *srv, struct conn *c, eev_status st)
 {
-    eev_status st = eev_driver_status(conn_driver(c));
     size_t queued = st.out_len;
 
     count_queued(srv, c, queued);
@@ -302,6 +302,11 @@ static void proceed(struct server *srv, struct conn *c)
     update_events(srv, c, &st);
 }
 
+static void proceed(struct server *srv, struct conn *c)
+{
+    proceed_with(srv, c, eev_driver_status(conn_driver(c)));
+}
+
 /* Keeps input the driver yielded on. Returns 0, or -1 (out of memory). */
 static int hold(struct conn *c, const uint8_t *p, size_t n)
 {
@@ -350,8 +355,9 @@ static int feed_held(struct conn *c)
     return 0;
 }
 
-/* Reads and feeds the driver. Returns 0, or -1 when c must be destroyed. */
-static int on_readable(struct server *srv, struct conn *c)
+/* Reads and feeds the driver. Returns 0, 1 when *last is the driver's
+ * status as it is now, or -1 when c must be destroyed. */
+static int on_readable(struct server *srv, struct conn *c, eev_status *last)
 {
     eev_driver *d = conn_driver(c);
 
@@ -379,8 +385,10 @@ static int on_readable(struct server *srv, struct conn *c)
                 return hold(c, srv->rbuf + rv, (size_t)(n - rv));
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
-            if ((size_t)n < SERVER_RBUF_SIZE || !(st.flags & EEV_WANT_READ) || st.out_len > srv->cfg->high_water)
-                return 0;
+            if ((size_t)n < SERVER_RBUF_SIZE || !(st.flags & EEV_WANT_READ) || st.out_len > srv->cfg->high_water) {
+                *last = st;
+                return 1;
+            }
         } else if (n == 0) {
             if (c->flags & C_LINGER)
                 return -1;
@@ -417,11 +425,16 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         conn_destroy(srv, c);
         return;
     }
-    if ((revents & EV_READ) && on_readable(srv, c) < 0) {
+    eev_status st;
+    int r = revents & EV_READ ? on_readable(srv, c, &st) : 0;
+    if (r < 0) {
         conn_destroy(srv, c);
         return;
     }
-    proceed(srv, c);
+    if (r == 1)
+        proceed_with(srv, c, st); /* no second look at the driver */
+    else
+        proceed(srv, c);
 }
 
 int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags, int tls)

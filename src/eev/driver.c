@@ -438,26 +438,42 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
 }
 
 /*
- * The common case in one piece: a final text or binary frame with a 7-bit
- * length, no RSV bit and no message open, lies whole at p (server role,
- * between frames, no Close sent). Unmasks, validates and delivers it where
- * it lies, as the general path would. Returns the bytes it used, 0 when
- * the frame is not such a case (the general path takes it), or an error.
+ * The common case in one piece: a final text or binary frame with a 7- or
+ * 16-bit length, no RSV bit and no message open, lies whole at p (server
+ * role, between frames, no Close sent). Unmasks, validates and delivers it
+ * where it lies, as the general path would. Returns the bytes it used, 0
+ * when the frame is not such a case (the general path takes it, failing it
+ * if need be), or an error.
  */
-static ssize_t whole_small_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
+static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
 {
     uint8_t b0 = p[0], b1 = p[1];
-    size_t len = b1 & 0x7Fu;
+    size_t len = b1 & 0x7Fu, hl;
     uint64_t max = d->opt->max_message_size;
+    uint8_t *data;
 
-    if ((b0 != (FRAME_FIN | EEV_OP_BINARY) && b0 != (FRAME_FIN | EEV_OP_TEXT)) || !(b1 & FRAME_MASK) ||
-        len >= 126 || (size_t)(end - p) < 6 + len || (max && len > max))
+    if ((b0 != (FRAME_FIN | EEV_OP_BINARY) && b0 != (FRAME_FIN | EEV_OP_TEXT)) || !(b1 & FRAME_MASK))
         return 0;
-    uint8_t *data = p + 6;
-    frame_mask_short(data, len, p + 2);
+    if (len < 126) {
+        hl = 6;
+        if ((size_t)(end - p) < hl + len || (max && len > max))
+            return 0;
+        data = p + hl;
+        frame_mask_short(data, len, p + 2);
+    } else if (len == 126 && end - p >= 8) {
+        len = (size_t)p[2] << 8 | p[3];
+        hl = 8;
+        /* (non-minimal lengths and too big: the general path fails them) */
+        if (len < 126 || (size_t)(end - p) < hl + len || (max && len > max))
+            return 0;
+        data = p + hl;
+        frame_mask(data, len, p + 4, 0);
+    } else {
+        return 0;
+    }
     if (b0 == (FRAME_FIN | EEV_OP_TEXT) && utf8_advance(EEV_UTF8_ACCEPT, data, len) != EEV_UTF8_ACCEPT) {
         int rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
-        return rv < 0 ? rv : (ssize_t)(6 + len);
+        return rv < 0 ? rv : (ssize_t)(hl + len);
     }
     eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0};
     int rv = 0;
@@ -465,7 +481,7 @@ static ssize_t whole_small_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
     d->xflags &= (uint8_t)~X_MSG_INPLACE;
-    return rv < 0 ? rv : (ssize_t)(6 + len);
+    return rv < 0 ? rv : (ssize_t)(hl + len);
 }
 
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
@@ -477,7 +493,7 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
         if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
             !(d->flags & F_CLOSE_SENT) && end - p >= 6 && d->opt->role == EEV_ROLE_SERVER) {
-            ssize_t n = whole_small_frame(d, p, end);
+            ssize_t n = whole_frame(d, p, end);
             if (n < 0)
                 return n;
             if (n > 0) {
@@ -569,9 +585,13 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
         /* The echo's header goes over the spent masked one: no copy, no
          * chunk. A small message joins the echoes before it in this input
          * (a short move); a large one does only when it is the first. */
-        size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, NULL);
-        int join = (d->xflags & X_VIEW_JOIN) && m->len < BORROW_MIN;
-        if (outq_push_inplace(&d->oq, hdr, hl, m->data, m->len, join) == 0) {
+        size_t len = m->len, hl = len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
+        uint8_t *at = outq_inplace_at(&d->oq, m->data, hl, (d->xflags & X_VIEW_JOIN) && len < BORROW_MIN);
+        if (at) {
+            frame_encode_header(at, FRAME_FIN | m->opcode, len, NULL);
+            if (at + hl != m->data)
+                memmove(at + hl, m->data, len);
+            outq_inplace_commit(&d->oq, at, hl + len);
             d->xflags |= X_VIEW_JOIN;
             return 0;
         }

@@ -14,7 +14,7 @@
  * the caller's input, copied by outq_settle() if still unsent).
  *
  * Ahead of the chunks the queue may hold one borrowed run of whole frames
- * laid out in the caller's input buffer (outq_push_inplace): echoes that
+ * laid out in the caller's input buffer (outq_inplace_at): echoes that
  * arrived whole leave from where they lie, with no chunk at all.
  *
  *   input:  [mhdr|payload][mhdr|payload][mhdr|pay...   (masked frames)
@@ -27,7 +27,6 @@
 #include <assert.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 #include <sys/uio.h>
 
 typedef struct outq_chunk outq_chunk;
@@ -53,38 +52,34 @@ int outq_push_owned(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payloa
 int outq_push_view(outq *q, const uint8_t *hdr, size_t hdr_len, const uint8_t *payload, size_t len);
 
 /*
- * Queues a frame in the caller's input buffer: its payload p[0..len) lies
- * there and the hdr_len bytes before p are spent (the frame's own, longer,
- * masked header), so hdr goes there and the frame leaves from the buffer.
- * With join, a view that ends before p in the same buffer (nothing queued
- * after it) is extended instead: the frame moves down to its end, over
- * spent bytes. The buffer must stay valid until outq_settle(). Returns 0,
- * or -1 when the queue cannot take it this way (the caller copies).
+ * Frames in the caller's input buffer, in two steps. outq_inplace_at()
+ * says where a frame goes whose payload lies at p there, with the
+ * hdr_len bytes before p spent (the frame's own, longer, masked header):
+ * just before p when the queue is empty, or, with join, at the end of the
+ * view it extends (same buffer, nothing queued after it), so the caller
+ * moves the frame down over spent bytes. NULL: the queue cannot take it
+ * this way (the caller copies). The caller writes the frame there, then
+ * outq_inplace_commit() queues it. The buffer must stay valid until
+ * outq_settle().
  */
-static inline int outq_push_inplace(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *p, size_t len, int join)
+static inline uint8_t *outq_inplace_at(const outq *q, uint8_t *p, size_t hdr_len, int join)
 {
     if (q->head)
-        return -1; /* chunks are queued: the frame goes behind them */
-    if (!q->view) {
-        q->view = p - hdr_len;
-        q->view_len = 0;
-    } else if (!join) {
-        return -1;
-    }
-    uint8_t *e = q->view + q->view_len;
-    assert(e <= p - hdr_len);
-    /* Constant sizes: plain moves, no call. */
-    if (hdr_len == 2)
-        memcpy(e, hdr, 2);
-    else if (hdr_len == 4)
-        memcpy(e, hdr, 4);
-    else
-        memcpy(e, hdr, hdr_len);
-    if (e + hdr_len != p)
-        memmove(e + hdr_len, p, len);
-    q->view_len += hdr_len + len;
-    q->len += hdr_len + len;
-    return 0;
+        return NULL; /* chunks are queued: the frame goes behind them */
+    if (!q->view)
+        return p - hdr_len;
+    if (!join)
+        return NULL;
+    assert(q->view + q->view_len <= p - hdr_len);
+    return q->view + q->view_len;
+}
+
+static inline void outq_inplace_commit(outq *q, uint8_t *at, size_t n)
+{
+    if (!q->view)
+        q->view = at;
+    q->view_len += n;
+    q->len += n;
 }
 
 /* Copies the borrowed payloads still queued into memory the queue owns.
