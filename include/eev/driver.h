@@ -27,6 +27,10 @@ extern "C" {
 
 typedef struct eev_driver eev_driver;
 
+/* zlib streams that drivers used from one thread may share (see
+ * eev_deflate_options.shared). */
+typedef struct eev_deflate_shared eev_deflate_shared;
+
 typedef enum eev_role { EEV_ROLE_SERVER = 0, EEV_ROLE_CLIENT = 1 } eev_role;
 
 /* RFC 6455 §5.2 opcodes. */
@@ -110,7 +114,10 @@ typedef struct eev_message_arg {
     uint8_t *data;     /* unmasked payload; writable; borrowed until the
                         * callback returns (but see eev_driver_send_message) */
     size_t len;
-    int rsv1; /* RSV1 of the first frame (for extensions) */
+    int rsv1; /* RSV1 of the first frame: with permessage-deflate, the
+               * message came compressed and data/len are the inflated
+               * bytes (data is NULL with deflate.echo_only, see there) */
+    size_t compressed_len; /* payload bytes as received (rsv1 only) */
 } eev_message_arg;
 
 typedef struct eev_close_arg {
@@ -167,6 +174,49 @@ typedef struct eev_callbacks {
 /* The largest max_message_size the driver supports: 4 GiB - 1. */
 #define EEV_MAX_MESSAGE_SIZE 0xffffffffu
 
+/*
+ * permessage-deflate (RFC 7692). Server role: what we accept and prefer;
+ * client role: what we offer. Zero fields mean the RFC's defaults.
+ */
+typedef struct eev_deflate_options {
+    int enable; /* negotiate permessage-deflate */
+    /* Largest LZ77 window, as bits (8-15; 0: 15). Server: ours is used for
+     * what we compress (announced when the client offered the parameter);
+     * the client's is requested when its offer allows (a window the client
+     * cannot be told to shrink stays 15). Client: asked of the server
+     * (server_*, 0: not asked) and offered for ours (client_*). */
+    int server_max_window_bits;
+    int client_max_window_bits;
+    /* Reset the compressor after each message (RFC 7692 §7.1.1). Asking
+     * for the client's saves its inflate window between messages. */
+    int server_no_context_takeover;
+    int client_no_context_takeover;
+    int level;     /* zlib level 1-9; 0: 6 */
+    int mem_level; /* zlib memLevel 1-9; 0: 8 */
+    /* Server role: the owner answers each data message only by echoing it
+     * with eev_driver_send_message(). A compressed message that will be
+     * echoed as received (see there) is then inflated only to check it:
+     * on_message gets data == NULL with len the inflated size. */
+    int echo_only;
+    /* Bytes one eev_driver_recv() call may inflate (0: 4 MiB); past it the
+     * call returns early, leaving the rest of the input to the owner. */
+    size_t inflate_budget;
+    /* Streams shared by every driver of one thread (from
+     * eev_deflate_shared_new()), or NULL: each driver makes its own. */
+    eev_deflate_shared *shared;
+} eev_deflate_options;
+
+/* The parameters negotiated (eev_driver_deflate()). */
+typedef struct eev_deflate_params {
+    int server_max_window_bits; /* 8-15 */
+    int client_max_window_bits;
+    int server_no_context_takeover;
+    int client_no_context_takeover;
+    /* Server role: compressed messages can be echoed as received, without
+     * compressing them again (see eev_driver_send_message). */
+    int passthrough;
+} eev_deflate_params;
+
 typedef struct eev_options {
     eev_role role;
     /* Largest message (sum of its fragments) accepted, in bytes; larger ones
@@ -194,6 +244,7 @@ typedef struct eev_options {
     const char *host;
     const char *path;
     const char *origin;
+    eev_deflate_options deflate;
 } eev_options;
 
 /*
@@ -216,13 +267,19 @@ void eev_driver_del(eev_driver *d);
 int eev_driver_init(eev_driver *d, const eev_callbacks *cb, const eev_options *opt, void *ud);
 void eev_driver_free(eev_driver *d);
 
+/* Shared deflate/inflate streams for the drivers of one thread. NULL when
+ * out of memory. Free only after every driver using it. */
+eev_deflate_shared *eev_deflate_shared_new(void);
+void eev_deflate_shared_free(eev_deflate_shared *s);
+
 /*
  * Feeds received bytes. The buffer is modified in place (payloads are
  * unmasked where they lie) and may be reused once the call returns: the
  * driver keeps what it needs. Any split of the stream is accepted.
- * Returns len (all consumed), fewer after eev_driver_recv_yield() (the
- * rest, unread and unchanged, is the owner's to feed again later), or
- * EEV_ERR_NOMEM / EEV_ERR_CALLBACK (fatal).
+ * Returns len (all consumed), fewer after eev_driver_recv_yield() or once
+ * the call has inflated its budget (deflate.inflate_budget) — the rest,
+ * unread and unchanged, is the owner's to feed again later (after serving
+ * other connections) — or EEV_ERR_NOMEM / EEV_ERR_CALLBACK (fatal).
  * Bytes that arrive after the driver stopped reading are ignored.
  */
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len);
@@ -241,7 +298,8 @@ void eev_driver_eof(eev_driver *d);
 
 /*
  * Queues a data message (EEV_OP_TEXT or EEV_OP_BINARY) as one frame, or a
- * ping/pong. The payload is copied. Text is not re-validated.
+ * ping/pong. The payload is copied (compressed when permessage-deflate was
+ * negotiated). Text is not re-validated.
  * Returns 0, EEV_ERR_STATE (not open, or Close already sent),
  * EEV_ERR_ARG (bad opcode, control payload > 125) or EEV_ERR_NOMEM.
  */
@@ -258,7 +316,13 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len);
  * When the payload lives in a buffer the driver allocated (a message that
  * spanned reads or fragments), the buffer moves to the output queue
  * instead of being copied; with options.borrow_input a message that lies
- * in the input buffer is sent from there (see borrow_input). Returns as
+ * in the input buffer is sent from there (see borrow_input). A message that
+ * came uncompressed is sent uncompressed. A compressed one is sent as
+ * received (its compressed bytes, RSV1 set) when the negotiated parameters
+ * make them valid on our stream too (eev_deflate_params.passthrough: the
+ * client's window is no larger than ours, and either its messages are
+ * self-contained or both sides keep context and every compressed message
+ * is echoed in order); otherwise it is compressed again. Returns as
  * eev_driver_send().
  */
 int eev_driver_send_message(eev_driver *d, const eev_message_arg *m);
@@ -344,6 +408,10 @@ void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *recei
 /* The chosen subprotocol (NUL-terminated, borrowed from the options), or
  * NULL when none. */
 const char *eev_driver_protocol(const eev_driver *d);
+
+/* Non-zero when permessage-deflate was negotiated; fills *p (may be NULL)
+ * with the parameters. */
+int eev_driver_deflate(const eev_driver *d, eev_deflate_params *p);
 
 /* The user data given at creation, and a way to change it. */
 void *eev_driver_user_data(const eev_driver *d);

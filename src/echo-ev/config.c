@@ -50,6 +50,10 @@ static const char usage_text[] =
     "  --metrics-bind ADDR:PORT    serve /metrics on a separate listener\n"
     "  --metrics-public            with --metrics-bind, serve /metrics on the main port too\n"
     "  --no-metrics                do not serve /metrics\n"
+    "  --permessage-deflate on|off compression (RFC 7692) when clients offer it (default on)\n"
+    "  --deflate-window-bits N     largest compression window, 2^N bytes, 9-15 (default 15)\n"
+    "  --deflate-context-takeover on|off  keep compression context between messages (default on)\n"
+    "  --deflate-level N           zlib level 1-9 when the echo must compress (default 6)\n"
     "  --log-level LEVEL           error, warn, info or debug (default info)\n"
     "  --log-format FORMAT         text or json (default text)\n"
     "  --access-log on|off         log each WebSocket's open and close (default on)\n"
@@ -65,6 +69,7 @@ enum {
     OPT_METRICS_BIND, OPT_METRICS_PUBLIC, OPT_NO_METRICS, OPT_LOG_LEVEL, OPT_LOG_FORMAT,
     OPT_ACCESS_LOG, OPT_HELP, OPT_VERSION,
     OPT_TLS_PORT, OPT_TLS_CERT, OPT_TLS_KEY, OPT_MAX_MEMORY,
+    OPT_DEFLATE, OPT_DEFLATE_BITS, OPT_DEFLATE_TAKEOVER, OPT_DEFLATE_LEVEL,
 };
 
 static const struct option options[] = {
@@ -95,6 +100,10 @@ static const struct option options[] = {
     {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
     {"tls-key", required_argument, NULL, OPT_TLS_KEY},
     {"max-memory", required_argument, NULL, OPT_MAX_MEMORY},
+    {"permessage-deflate", required_argument, NULL, OPT_DEFLATE},
+    {"deflate-window-bits", required_argument, NULL, OPT_DEFLATE_BITS},
+    {"deflate-context-takeover", required_argument, NULL, OPT_DEFLATE_TAKEOVER},
+    {"deflate-level", required_argument, NULL, OPT_DEFLATE_LEVEL},
     {NULL, 0, NULL, 0},
 };
 
@@ -199,11 +208,15 @@ int config_parse(struct config *cfg, int argc, char **argv)
     cfg->log_level = LOG_INFO;
     cfg->log_format = LOGF_TEXT;
     cfg->access_log = 1;
+    cfg->deflate = 1;
+    cfg->deflate_window_bits = 15;
+    cfg->deflate_takeover = 1;
+    cfg->deflate_level = 6;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":hV", options, NULL)) != -1) {
         const char *flag = optind > 0 && optind <= argc ? argv[optind - 1] + 2 : "?";
-        const char *name = c >= OPT_PORT && c <= OPT_MAX_MEMORY ? options[c - OPT_PORT].name : flag;
+        const char *name = c >= OPT_PORT && c <= OPT_DEFLATE_LEVEL ? options[c - OPT_PORT].name : flag;
         switch (c) {
         case OPT_PORT:
             if (!strcmp(optarg, "off")) {
@@ -333,6 +346,22 @@ int config_parse(struct config *cfg, int argc, char **argv)
             else if (!strcmp(optarg, "off")) cfg->access_log = 0;
             else return bad(name, optarg, "expected on or off");
             break;
+        case OPT_DEFLATE:
+        case OPT_DEFLATE_TAKEOVER: {
+            int on = !strcmp(optarg, "on") ? 1 : !strcmp(optarg, "off") ? 0 : -1;
+            if (on < 0)
+                return bad(name, optarg, "expected on or off");
+            *(c == OPT_DEFLATE ? &cfg->deflate : &cfg->deflate_takeover) = on;
+            break;
+        }
+        case OPT_DEFLATE_BITS:
+        case OPT_DEFLATE_LEVEL: {
+            int lo = c == OPT_DEFLATE_BITS ? 9 : 1, hi = c == OPT_DEFLATE_BITS ? 15 : 9;
+            if (parse_size(optarg, (uint64_t)hi, &v) < 0 || strpbrk(optarg, "kKmMgG") || v < (uint64_t)lo)
+                return bad(name, optarg, c == OPT_DEFLATE_BITS ? "expected 9-15" : "expected 1-9");
+            *(c == OPT_DEFLATE_BITS ? &cfg->deflate_window_bits : &cfg->deflate_level) = (int)v;
+            break;
+        }
         case 'h': fputs(usage_text, stdout); return 1;
         case 'V': printf("echo-ev %s\n", EEV_VERSION); return 1;
         case ':':

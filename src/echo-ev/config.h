@@ -45,6 +45,10 @@ struct config {
     int log_level;
     int log_format;
     int access_log;           /* log each WebSocket's open and close */
+    int deflate;              /* negotiate permessage-deflate */
+    int deflate_window_bits;  /* 9-15: the largest window, ours and the client's */
+    int deflate_takeover;     /* keep compression context between messages */
+    int deflate_level;        /* zlib level 1-9 (when we compress) */
 };
 
 /* Fills cfg from argv. Returns 0 to run, 1 when --help/--version was

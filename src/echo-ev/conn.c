@@ -168,6 +168,8 @@ void conn_destroy(struct server *srv, struct conn *c)
 
     if (c->flags & C_OPENED) {
         eev_driver_eof(conn_driver(c)); /* on_close, unless it was called already */
+        if (eev_driver_deflate(conn_driver(c), NULL))
+            srv->m.deflate_conns--;
     } else {
         if (c->flags & C_SPARE)
             srv->spare_open--;
@@ -286,7 +288,7 @@ static void proceed_with(struct server *srv, struct conn *c, eev_status st)
             srv->m.backpressure_pauses++;
             conn_list_add(srv, c, L_PAUSED);
             log_debug("#%u paused with %zu bytes queued", c->id, queued);
-        } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water && (!over || queued == 0)) {
+        } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water && (!over || queued == 0) && !c->held) {
             c->flags &= (uint8_t)~C_PAUSED;
             conn_list_add(srv, c, L_OPEN);
         }
@@ -381,7 +383,9 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
                 log_error("#%u out of memory queueing echoes", c->id);
                 return -1;
             }
-            if (rv < n) /* pipelined requests: the rest waits for the responses */
+            /* Pipelined requests, or a read that inflated its budget
+             * (permessage-deflate): the rest waits for the output. */
+            if (rv < n)
                 return hold(c, srv->rbuf + rv, (size_t)(n - rv));
             /* A short read drained the socket; epoll is level-triggered
              * and will tell us when more arrives. */
@@ -720,13 +724,25 @@ static void on_open(eev_driver *d, void *ud)
     char peer[64];
     const char *proto = eev_driver_protocol(d);
 
+    eev_deflate_params dp;
+    int deflate = eev_driver_deflate(d, &dp);
+
     c->flags |= C_OPENED;
     srv->ws_open++;
+    srv->m.deflate_conns += deflate != 0;
     c->last_msg = server_ticks(srv);
     conn_list_add(srv, c, L_OPEN);
     if (srv->cfg->access_log && log_enabled(LOG_INFO)) {
         struct log_event e = {.conn = c->id, .peer = conn_peer(c, peer, sizeof(peer)), .event = "open",
                               .path = srv->req_path, .path_len = srv->req_path_len, .protocol = proto};
+        char dbuf[120];
+        if (deflate) {
+            snprintf(dbuf, sizeof(dbuf), "server_bits=%d client_bits=%d%s%s%s", dp.server_max_window_bits,
+                     dp.client_max_window_bits, dp.server_no_context_takeover ? " server_no_context_takeover" : "",
+                     dp.client_no_context_takeover ? " client_no_context_takeover" : "",
+                     dp.passthrough ? " passthrough" : "");
+            e.deflate = dbuf;
+        }
         log_event(LOG_INFO, &e);
     }
     srv->req_path = NULL;
@@ -740,6 +756,10 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
     srv->m.msgs_in++;
     srv->m.bytes_in += m->len;
     metrics_count_message(&srv->m, m->len);
+    if (m->rsv1) {
+        srv->m.deflate_bytes_compressed += m->compressed_len;
+        srv->m.deflate_bytes_inflated += m->len;
+    }
     c->last_msg = server_ticks(srv);
     c->messages++;
     c->bytes_in += m->len;

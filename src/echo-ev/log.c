@@ -346,6 +346,8 @@ static void event_json(char *line, size_t *pn, size_t cap, const struct log_even
         n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 1);
         n = put(line, n, cap, "\"");
     }
+    if (e->deflate)
+        n = put(line, n, cap, ",\"permessage_deflate\":\"%s\"", e->deflate);
     if (e->counted)
         n = put(line, n, cap, ",\"bytes_in\":%llu,\"bytes_out\":%llu,\"messages\":%llu,\"duration_ms\":%.0f",
                 (unsigned long long)e->bytes_in, (unsigned long long)e->bytes_out,
@@ -384,6 +386,8 @@ static void event_text(char *line, size_t *pn, size_t cap, const struct log_even
         n = put(line, n, cap, " protocol=");
         n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 0);
     }
+    if (e->deflate)
+        n = put(line, n, cap, " permessage-deflate %s", e->deflate);
     if (e->counted)
         n = put(line, n, cap, " messages=%llu bytes_in=%llu bytes_out=%llu duration_ms=%.0f",
                 (unsigned long long)e->messages, (unsigned long long)e->bytes_in,

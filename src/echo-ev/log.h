@@ -40,6 +40,7 @@ struct log_event {
     const char *path;                 /* NULL: none */
     size_t path_len;
     const char *protocol;             /* NULL: none */
+    const char *deflate;              /* permessage-deflate parameters (ours), NULL: none */
     int counted;                      /* the counts below are set */
     uint64_t bytes_in, bytes_out, messages;
     double duration_ms;

@@ -162,6 +162,14 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
     counter(&o, "echo_ev_backpressure_pauses_total",
             "Times reading from a client stopped because its echoes were not read.",
             m->backpressure_pauses);
+    counter(&o, "echo_ev_deflate_compressed_bytes_total",
+            "Payload bytes of compressed (permessage-deflate) messages received, as sent.",
+            m->deflate_bytes_compressed);
+    counter(&o, "echo_ev_deflate_uncompressed_bytes_total",
+            "Payload bytes of compressed messages received, once inflated.",
+            m->deflate_bytes_inflated);
+    gauge(&o, "echo_ev_deflate_connections", "Open connections that negotiated permessage-deflate.",
+          (double)m->deflate_conns);
     gauge(&o, "echo_ev_queued_bytes", "Bytes queued for sending.", (double)g->queued);
     gauge(&o, "echo_ev_memory_bytes",
           "Bytes held for clients: messages being received, queued output, held HTTP input.",

@@ -548,6 +548,20 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.max_message_size = cfg->max_message_size;
     srv->opt.protocols = cfg->protocol_cnt ? cfg->protocols : NULL;
     srv->opt.borrow_input = 1; /* conn.c settles before the next read */
+    /* permessage-deflate: the echo passes compressed bytes through where
+     * the parameters allow (echo_only), and shares one compressor among
+     * the connections that reset context when it must compress. */
+    srv->opt.deflate.enable = cfg->deflate;
+    srv->opt.deflate.echo_only = 1;
+    srv->opt.deflate.server_max_window_bits = cfg->deflate_window_bits;
+    srv->opt.deflate.client_max_window_bits = cfg->deflate_window_bits;
+    srv->opt.deflate.server_no_context_takeover = !cfg->deflate_takeover;
+    srv->opt.deflate.client_no_context_takeover = !cfg->deflate_takeover;
+    srv->opt.deflate.level = cfg->deflate_level;
+    if (cfg->deflate && !(srv->opt.deflate.shared = eev_deflate_shared_new())) {
+        fprintf(stderr, "echo-ev: out of memory\n");
+        return 1;
+    }
     pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
     /* Open connections are checked at the shorter of the two periods, so
@@ -662,6 +676,7 @@ int server_run(struct server *srv)
     free(srv->rbuf);
     pool_destroy(&srv->conn_pool);
     tls_server_del(srv->tls);
+    eev_deflate_shared_free(srv->opt.deflate.shared);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
     return 0;

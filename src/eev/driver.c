@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "driver_int.h"
+#include "pmd.h"
 #include "utf8.h"
 
 /* Payloads at least this long move into the output queue instead of being
@@ -23,6 +24,12 @@
 /* First size of a reassembly buffer: small messages split across reads
  * take one allocation. */
 #define MSG_MIN_CAP 4096
+/* Inflated bytes that are only checked (echo_only) go through a scratch
+ * buffer this big: the step by which a bomb may overshoot the limit. */
+#define INFLATE_STEP 16384
+/* Bytes one eev_driver_recv() call may inflate before it returns early,
+ * leaving the rest of its input to the owner (deflate.inflate_budget 0). */
+#define INFLATE_BUDGET (4u << 20)
 
 static const eev_options default_options;
 static const eev_callbacks no_callbacks;
@@ -84,6 +91,8 @@ void eev_driver_free(eev_driver *d)
     driver_hs_free(d);
     free(d->msg);
     d->msg = NULL;
+    pmd_free(d->pmd);
+    d->pmd = NULL;
 }
 
 void eev_driver_del(eev_driver *d)
@@ -152,6 +161,8 @@ static void drop_message(eev_driver *d)
     d->msg = NULL;
     d->msg_len = d->msg_cap = 0;
     d->msg_op = 0;
+    if (d->pmd)
+        pmd_msg_end(d->pmd);
 }
 
 /* Fails the connection (RFC 6455 §7.1.7): a Close with code, no more input. */
@@ -238,6 +249,9 @@ static int check_start(eev_driver *d, uint8_t b0, uint8_t b1)
 
     if (b0 & FRAME_RSV_ALL & ~d->rsv_ok)
         return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "reserved bits set"), -1;
+    /* RFC 7692 §6: RSV1 marks a compressed message on its first frame only. */
+    if ((b0 & FRAME_RSV1) && (frame_opcode_is_control(op) || op == EEV_OP_CONTINUATION))
+        return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "RSV1 on a control or continuation frame"), -1;
     if (!frame_opcode_known(op))
         return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "reserved opcode"), -1;
     if ((b1 & FRAME_MASK) != (d->opt->role == EEV_ROLE_SERVER ? FRAME_MASK : 0))
@@ -283,12 +297,18 @@ static int on_header(eev_driver *d, const uint8_t *h)
             return driver_fail(d, EEV_CLOSE_PROTOCOL_ERROR, "non-minimal length encoding"), -1;
     }
     if (!frame_opcode_is_control(op)) {
-        if (len > max_message(d) || d->msg_len + len > max_message(d))
+        /* Compressed messages: the received bytes count here, the
+         * inflated ones while inflating. */
+        uint64_t have = op != EEV_OP_CONTINUATION ? 0 : d->msg_rsv1 ? d->pmd->zwire : d->msg_len;
+        if (len > max_message(d) || have + len > max_message(d))
             return driver_fail(d, EEV_CLOSE_TOO_BIG, "message too big"), -1;
         if (op != EEV_OP_CONTINUATION) {
             d->msg_op = (uint8_t)op;
             d->msg_rsv1 = (b0 & FRAME_RSV1) != 0;
             d->utf8 = EEV_UTF8_ACCEPT;
+            struct pmd *z = d->pmd;
+            if (d->msg_rsv1 && (z->flags & PMD_PASS) && (z->p.c_nct || (z->flags & PMD_SYNC)))
+                z->flags |= PMD_MSG_PASS;
         }
     }
     if (b1 & FRAME_MASK)
@@ -333,7 +353,8 @@ static const uint8_t *take_header(eev_driver *d, uint8_t **pp, const uint8_t *en
 
 static int deliver(eev_driver *d, uint8_t *data, size_t len)
 {
-    eev_message_arg m = {(eev_opcode)d->msg_op, data, len, d->msg_rsv1};
+    eev_message_arg m = {(eev_opcode)d->msg_op, data, len, d->msg_rsv1,
+                         d->msg_rsv1 ? d->pmd->zwire : 0};
     int rv = 0;
 
     if (m.opcode == EEV_OP_TEXT && d->utf8 != EEV_UTF8_ACCEPT)
@@ -344,8 +365,100 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
     d->xflags &= (uint8_t)~X_MSG_INPLACE;
+    struct pmd *z = d->pmd;
+    /* Both sides keep context: a compressed message not echoed as
+     * received leaves our stream behind the client's for good. */
+    if (d->msg_rsv1 && (z->flags & PMD_MSG_PASS) && !(z->flags & PMD_ECHOED) && !z->p.c_nct)
+        z->flags &= (uint8_t)~PMD_SYNC;
     drop_message(d); /* d->msg is NULL when the owner took it */
     return rv;
+}
+
+/*
+ * Inflates a piece of a compressed message (RFC 7692 §7.2.2), the tail
+ * after its last piece. The inflated size counts against the limit as it
+ * grows: a bomb fails with 1009 at most one step past the limit, and the
+ * buffer never grows beyond the limit. Text is validated as it comes out.
+ * With echo_only and an echo that passes the compressed bytes through,
+ * the inflated bytes are only checked, in a scratch buffer.
+ */
+static int inflate_piece(eev_driver *d, const uint8_t *p, size_t n, int fin)
+{
+    struct pmd *z = d->pmd;
+    uint8_t scratch[INFLATE_STEP];
+    uint64_t limit = max_message(d);
+    int keep = !(d->opt->deflate.echo_only && (z->flags & PMD_MSG_PASS));
+    int more, rv;
+
+    do {
+        uint8_t *out = scratch;
+        size_t cap = sizeof(scratch), got;
+        const char *why;
+        if (keep && d->msg_len < limit) {
+            /* The reassembly buffer, and its accounting (on_mem_grow). */
+            if (d->msg_len == d->msg_cap && (rv = driver_msg_reserve(d, d->msg_len + 1, limit)) != 0)
+                return rv < 0 ? rv : 0; /* 1: refused, the connection failed */
+            out = d->msg + d->msg_len;
+            cap = d->msg_cap - d->msg_len;
+        } else if (keep) {
+            cap = 1; /* full: does anything more come out? */
+        }
+        more = pmd_inflate(z, &p, &n, fin, out, cap, &got, &why);
+        if (more == -2)
+            return EEV_ERR_NOMEM;
+        if (more == -1)
+            return driver_fail(d, EEV_CLOSE_INVALID_DATA, why);
+        if (d->msg_len + (uint64_t)got > limit)
+            return driver_fail(d, EEV_CLOSE_TOO_BIG, "message too big");
+        if (d->msg_op == EEV_OP_TEXT &&
+            (d->utf8 = utf8_advance(d->utf8, out, got)) == EEV_UTF8_REJECT)
+            return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+        d->msg_len += (uint32_t)got;
+        z->budget += got;
+    } while (more);
+    return 0;
+}
+
+/* A piece of a compressed message's payload (unmasked, at p). */
+static int take_compressed(eev_driver *d, const uint8_t *p, size_t n, int whole)
+{
+    struct pmd *z = d->pmd;
+    int fin = d->remaining == 0 && (d->fb0 & FRAME_FIN);
+    int rv;
+
+    if (z->flags & PMD_MSG_PASS) { /* keep the received bytes for the echo */
+        if (whole && fin && z->zwire == 0) {
+            z->zsrc = p; /* a whole single frame: it stays in the input */
+        } else if (n) {
+            if ((rv = driver_mem_ask(d, pmd_keep_grow(z, n))) != 0)
+                return rv < 0 ? rv : 0; /* 1: refused, the connection failed */
+            if ((rv = pmd_keep(z, p, n)) < 0)
+                return rv;
+        }
+    }
+    z->zwire += (uint32_t)n;
+    if ((rv = inflate_piece(d, p, n, fin)) < 0 || d->state == EEV_STATE_CLOSED)
+        return rv;
+    d->flags |= F_SPLIT;
+    if (!fin)
+        return 0;
+    return deliver(d, (z->flags & PMD_MSG_PASS) && d->opt->deflate.echo_only ? NULL : d->msg,
+                   d->msg_len);
+}
+
+/* Appends a piece of the open message to d->msg. The first piece of each
+ * frame sizes the buffer for the whole frame (the header told us), so a
+ * frame costs at most one realloc however it is split. */
+int driver_mem_ask(eev_driver *d, size_t grow)
+{
+    if (!d->cb->on_mem_grow || !grow)
+        return 0;
+    int code = d->cb->on_mem_grow(d, grow, d->ud);
+    if (!code)
+        return 0;
+    int rv = driver_fail(d, eev_close_code_valid((unsigned)code) ? (uint16_t)code : EEV_CLOSE_TRY_AGAIN,
+                         "memory budget exceeded");
+    return rv < 0 ? rv : 1;
 }
 
 int driver_msg_reserve(eev_driver *d, size_t need, size_t limit)
@@ -359,14 +472,9 @@ int driver_msg_reserve(eev_driver *d, size_t need, size_t limit)
         cap = limit;
     if (cap < need)
         cap = need;
-    if (d->cb->on_mem_grow) {
-        int code = d->cb->on_mem_grow(d, cap - d->msg_cap, d->ud);
-        if (code) {
-            int rv = driver_fail(d, eev_close_code_valid((unsigned)code) ? (uint16_t)code : EEV_CLOSE_TRY_AGAIN,
-                                 "memory budget exceeded");
-            return rv < 0 ? rv : 1;
-        }
-    }
+    int rv = driver_mem_ask(d, cap - d->msg_cap);
+    if (rv)
+        return rv;
     uint8_t *m = realloc(d->msg, cap);
     if (!m)
         return EEV_ERR_NOMEM;
@@ -424,6 +532,8 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
     }
     if (d->flags & F_CLOSE_SENT) /* §1.4: data after our Close is dropped */
         return d->remaining || !(d->fb0 & FRAME_FIN) ? 0 : (drop_message(d), 0);
+    if (d->msg_rsv1)
+        return take_compressed(d, p, n, whole);
     if (d->msg_op == EEV_OP_TEXT &&
         (d->utf8 = utf8_advance(d->utf8, p, n)) == EEV_UTF8_REJECT) /* §8.1: fail fast */
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
@@ -475,7 +585,7 @@ static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
         int rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         return rv < 0 ? rv : (ssize_t)(hl + len);
     }
-    eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0};
+    eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0, 0};
     int rv = 0;
     d->xflags |= X_HDR_INPLACE | (d->opt->borrow_input ? X_MSG_INPLACE : 0);
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
@@ -484,12 +594,20 @@ static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
     return rv < 0 ? rv : (ssize_t)(hl + len);
 }
 
+static size_t inflate_budget(const eev_driver *d)
+{
+    return d->opt->deflate.inflate_budget ? d->opt->deflate.inflate_budget : INFLATE_BUDGET;
+}
+
+
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
 {
     uint8_t *p = in, *end = in + len;
     int rv;
 
     d->xflags = 0; /* a new buffer: nothing known to lie in it yet */
+    if (d->pmd)
+        d->pmd->budget = 0;
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
         if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
             !(d->flags & F_CLOSE_SENT) && end - p >= 6 && d->opt->role == EEV_ROLE_SERVER) {
@@ -517,6 +635,8 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
         }
         if (!eev_driver_want_read(d))
             break;
+        if (d->pmd && d->pmd->budget >= inflate_budget(d) && p < end)
+            return (ssize_t)(p - in); /* enough inflating: the owner feeds the rest later */
         if (d->istate == IN_HEADER) {
             const uint8_t *h = take_header(d, &p, end);
             if (!h || on_header(d, h) < 0)
@@ -549,6 +669,71 @@ void eev_driver_eof(eev_driver *d)
     report_close(d, EEV_CLOSE_ABNORMAL, 0, NULL, 0);
 }
 
+/* Queues a frame whose payload buffer (malloc'd, len bytes) the queue
+ * takes over when it is large, else copies and frees. */
+static int queue_owned(eev_driver *d, uint8_t b0, uint8_t *buf, size_t len)
+{
+    uint8_t hdr[FRAME_MAX_HEADER], key[4];
+    int client = d->opt->role == EEV_ROLE_CLIENT;
+
+    if (len < STEAL_MIN) {
+        int rv = queue_frame(d, b0, buf, len);
+        free(buf);
+        return rv;
+    }
+    if (client)
+        driver_random(d, key, 4);
+    size_t hl = frame_encode_header(hdr, b0, len, client ? key : NULL);
+    if (outq_push_owned(&d->oq, hdr, hl, buf, len) < 0) {
+        free(buf);
+        return EEV_ERR_NOMEM;
+    }
+    if (client)
+        frame_mask(buf, len, key, 0);
+    return 0;
+}
+
+/* Compresses a data message (RFC 7692 §7.2.1) and queues it with RSV1.
+ * A negotiated 8-bit window is one zlib cannot compress for: such
+ * messages go uncompressed, which the extension allows. */
+static int send_compressed(eev_driver *d, unsigned op, const void *p, size_t len)
+{
+    struct pmd *z = d->pmd;
+    uint8_t *c;
+    size_t clen;
+
+    if ((z->flags & PMD_CLIENT ? z->p.c_bits : z->p.s_bits) < 9)
+        return queue_frame(d, (uint8_t)(FRAME_FIN | op), p, len);
+    int rv = pmd_deflate(z, &d->opt->deflate, p, len, &c, &clen);
+    if (rv < 0)
+        return rv;
+    /* Both sides keep context: our stream no longer mirrors the client's. */
+    if (!z->p.c_nct)
+        z->flags &= (uint8_t)~PMD_SYNC;
+    return queue_owned(d, (uint8_t)(FRAME_FIN | FRAME_RSV1 | op), c, clen);
+}
+
+/* Echoes the open compressed message as it came (see pmd.h). */
+static int send_passthrough(eev_driver *d, const eev_message_arg *m)
+{
+    struct pmd *z = d->pmd;
+    uint8_t b0 = (uint8_t)(FRAME_FIN | FRAME_RSV1 | m->opcode);
+
+    z->flags |= PMD_ECHOED;
+    if (z->zsrc) {
+        if (d->opt->borrow_input && z->zwire >= BORROW_MIN) {
+            uint8_t hdr[FRAME_MAX_HEADER];
+            size_t hl = frame_encode_header(hdr, b0, z->zwire, NULL);
+            return outq_push_view(&d->oq, hdr, hl, z->zsrc, z->zwire) < 0 ? EEV_ERR_NOMEM : 0;
+        }
+        return queue_frame(d, b0, z->zsrc, z->zwire);
+    }
+    uint8_t *buf = z->zmsg;
+    z->zmsg = NULL; /* the queue owns it now */
+    z->zlen = z->zcap = 0;
+    return queue_owned(d, b0, buf, z->zwire);
+}
+
 int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
 {
     if (op != EEV_OP_TEXT && op != EEV_OP_BINARY && op != EEV_OP_PING && op != EEV_OP_PONG)
@@ -557,6 +742,8 @@ int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
         return EEV_ERR_ARG;
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
+    if (d->pmd && !frame_opcode_is_control(op))
+        return send_compressed(d, op, p, len);
     return queue_frame(d, FRAME_FIN | op, p, len);
 }
 
@@ -581,6 +768,15 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
 
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
+    if (m->opcode != EEV_OP_TEXT && m->opcode != EEV_OP_BINARY)
+        return EEV_ERR_ARG;
+    if (d->pmd && m->rsv1) { /* (what came uncompressed goes back so) */
+        if ((d->pmd->flags & (PMD_MSG_PASS | PMD_ECHOED)) == PMD_MSG_PASS)
+            return send_passthrough(d, m);
+        if (!m->data && m->len)
+            return EEV_ERR_ARG;
+        return send_compressed(d, m->opcode, m->data, m->len);
+    }
     if (d->xflags & X_MSG_INPLACE) { /* set only with borrow_input, server role */
         /* The echo's header goes over the spent masked one: no copy, no
          * chunk. A small message joins the echoes before it in this input
@@ -603,7 +799,7 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
         return outq_push_view(&d->oq, hdr, hl, m->data, m->len) < 0 ? EEV_ERR_NOMEM : 0;
     }
     if (!owned || m->len < STEAL_MIN)
-        return eev_driver_send(d, m->opcode, m->data, m->len);
+        return queue_frame(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len);
     if (client)
         driver_random(d, key, 4);
     size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, client ? key : NULL);
@@ -662,7 +858,7 @@ size_t eev_driver_out_len(const eev_driver *d)
 
 size_t eev_driver_mem(const eev_driver *d)
 {
-    return (size_t)d->msg_cap + d->oq.len;
+    return (size_t)d->msg_cap + d->oq.len + (d->pmd ? pmd_mem(d->pmd) : 0);
 }
 
 int eev_driver_want_read(const eev_driver *d)
@@ -697,6 +893,22 @@ void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *recei
 {
     *sent = d->code_sent;
     *received = d->code_rcvd;
+}
+
+int eev_driver_deflate(const eev_driver *d, eev_deflate_params *p)
+{
+    const struct pmd *z = d->pmd;
+
+    if (!z)
+        return 0;
+    if (p) {
+        p->server_max_window_bits = z->p.s_bits;
+        p->client_max_window_bits = z->p.c_bits;
+        p->server_no_context_takeover = z->p.s_nct;
+        p->client_no_context_takeover = z->p.c_nct;
+        p->passthrough = (z->flags & PMD_PASS) != 0;
+    }
+    return 1;
 }
 
 const char *eev_driver_protocol(const eev_driver *d)

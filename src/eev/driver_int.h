@@ -41,6 +41,7 @@ enum {
  * while CONNECTING, a control frame split across reads, and (client role,
  * for the driver's life) the pool of masking-key bytes. */
 struct hs_state;
+struct pmd;
 
 struct eev_driver {
     const eev_callbacks *cb; /* borrowed */
@@ -48,6 +49,7 @@ struct eev_driver {
     void *ud;
     outq oq;
     struct hs_state *hs;
+    struct pmd *pmd;    /* permessage-deflate, once negotiated */
     uint8_t *msg;       /* reassembly buffer of the open message (malloc) */
     uint32_t msg_len;   /* bytes of the open message received so far */
     uint32_t msg_cap;   /* size of msg (grown with the bytes that arrive) */
@@ -66,7 +68,7 @@ struct eev_driver {
     uint8_t state;      /* eev_state */
     uint8_t flags;      /* F_* */
     uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
-    uint8_t rsv_ok;     /* RSV bits an extension negotiated (none yet) */
+    uint8_t rsv_ok;     /* RSV bits an extension negotiated (RSV1: deflate) */
     uint8_t yield;      /* eev_driver_recv_yield(): return after this request */
     uint8_t xflags;     /* X_* */
 };
@@ -83,6 +85,9 @@ struct eev_driver {
  * the connection has then failed with the owner's close code.
  */
 int driver_msg_reserve(eev_driver *d, size_t need, size_t limit);
+/* Asks on_mem_grow for grow more bytes of message memory. Returns 0, 1
+ * when refused (the connection failed) or EEV_ERR_NOMEM. */
+int driver_mem_ask(eev_driver *d, size_t grow);
 
 /* handshake_recv.c */
 ssize_t driver_handshake_recv(eev_driver *d, uint8_t *in, size_t len);

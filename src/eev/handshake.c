@@ -333,8 +333,6 @@ int ws_check_response(const http_head *h, const char *key, const char *const *of
     if (eev_accept_key(key, WS_KEY_LEN, want) < 0 || !acc || acc->value_len != WS_ACCEPT_LEN ||
         memcmp(acc->value, want, WS_ACCEPT_LEN) != 0)
         return *why = "wrong Sec-WebSocket-Accept", -1;
-    if (http_header(h, "sec-websocket-extensions"))
-        return *why = "server chose an extension we did not offer", -1;
     proto = http_header(h, "sec-websocket-protocol");
     if (proto) {
         for (int i = 0; offered && offered[i]; i++)

@@ -21,6 +21,7 @@
 
 #include "driver_int.h"
 #include "handshake.h"
+#include "pmd.h"
 
 struct hs_state {
     uint16_t rng_pos;         /* client: next unused byte of rng */
@@ -192,17 +193,24 @@ int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, 
 
 static int accept_upgrade(eev_driver *d, const http_head *h, const eev_header *key)
 {
-    char accept[29], head[256];
+    char accept[29], head[512], ext[160] = "";
     int pi = ws_pick_protocol(h, d->opt->protocols);
     const char *proto = pi >= 0 ? d->opt->protocols[pi] : NULL;
+    struct pmd_params pp;
 
     if (eev_accept_key(key->value, key->value_len, accept) < 0)
         return EEV_ERR_NOMEM;
+    if (pmd_accept_offer(h, &d->opt->deflate, &pp)) {
+        if (!(d->pmd = pmd_new(&pp, 0)))
+            return EEV_ERR_NOMEM;
+        d->rsv_ok = FRAME_RSV1;
+        pmd_format_response(&pp, ext, sizeof(ext));
+    }
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s%s\r\n",
                      accept, proto ? "Sec-WebSocket-Protocol: " : "", proto ? proto : "",
-                     proto ? "\r\n" : "");
+                     proto ? "\r\n" : "", ext);
     if (n < 0 || (size_t)n >= sizeof(head))
         return EEV_ERR_ARG; /* absurdly long protocol name */
     int rv = queue_raw(d, head, (size_t)n);
@@ -261,10 +269,19 @@ static int client_head(eev_driver *d, const char *buf, size_t len)
     http_head h;
     const char *why, *chosen;
 
+    struct pmd_params pp;
+    int ext;
+
     if (http_parse_response(buf, len, &h, &why) < 0 ||
-        ws_check_response(&h, d->hs->key, d->opt->protocols, &chosen, &why) < 0) {
+        ws_check_response(&h, d->hs->key, d->opt->protocols, &chosen, &why) < 0 ||
+        (ext = pmd_check_response(&h, &d->opt->deflate, &pp, &why)) < 0) {
         handshake_failed(d, EEV_CLOSE_PROTOCOL_ERROR, why);
         return 0;
+    }
+    if (ext) {
+        if (!(d->pmd = pmd_new(&pp, 1)))
+            return EEV_ERR_NOMEM;
+        d->rsv_ok = FRAME_RSV1;
     }
     for (int i = 0; chosen && d->opt->protocols[i]; i++)
         if (d->opt->protocols[i] == chosen)
@@ -351,6 +368,11 @@ int driver_client_start(eev_driver *d)
     for (int i = 0; o->protocols && o->protocols[i]; i++)
         put(req, sizeof(req), &n, "%s%s%s", i ? ", " : "Sec-WebSocket-Protocol: ", o->protocols[i],
             o->protocols[i + 1] ? "" : "\r\n");
+    if (o->deflate.enable) {
+        char ext[160];
+        pmd_format_offer(&o->deflate, ext, sizeof(ext));
+        put(req, sizeof(req), &n, "%s", ext);
+    }
     put(req, sizeof(req), &n, "\r\n");
     if (n < 0)
         return EEV_ERR_ARG; /* host, path, origin or protocols too long */

@@ -57,7 +57,7 @@ static inline int fuzz_on_message(eev_driver *d, const eev_message_arg *m, void 
 {
     fuzz_ctx *c = ud;
 
-    if (m->len)
+    if (m->len && m->data) /* NULL: echo_only, inflated bytes not kept */
         m->data[0] ^= m->data[m->len - 1];
     if (c->echo)
         eev_driver_send_message(d, m);
@@ -128,7 +128,9 @@ static inline void fuzz_feed(eev_driver *d, fuzz_ctx *c, int whole, const uint8_
         free(buf);
         if (rv < 0)
             return;
-        off += n;
+        if (rv == 0 && n)
+            return; /* no progress: the driver holds back (a yield) */
+        off += (size_t)rv; /* fewer than n: the rest is fed again */
         fuzz_drain(d, c, NULL, 0);
     }
 }

@@ -7,6 +7,7 @@ Existing files are kept (fuzzers may have added some); run from anywhere.
 import hashlib
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
@@ -84,6 +85,32 @@ frames = [
     b"\x10\x00" + frame(0x81, b"x") + frame(0x88, b"\x03\xe8"),  # we close, peer replies
     b"\x24\x01" + frame(0x89, b"") + frame(0x80, b"lo"),
     b"\x41\x00" + frame(0x01, b"part", masked=False),
+]
+
+# permessage-deflate (flag bit 7; the split seed's low 2 bits pick the offer)
+def deflated(data, z=None):
+    z = z or zlib.compressobj(6, zlib.DEFLATED, -15)
+    return (z.compress(data) + z.flush(zlib.Z_SYNC_FLUSH))[:-4]
+
+
+HELLO_Z = bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])            # RFC 7692 §7.2.3.1
+ctx = zlib.compressobj(6, zlib.DEFLATED, -15)
+two = frame(0xC1, deflated(b"context " * 20, ctx)) + frame(0xC1, deflated(b"context " * 20, ctx))
+frames += [
+    b"\x82\x00" + frame(0xC1, HELLO_Z),                                  # echo: passed through
+    b"\x80\x04" + frame(0x41, HELLO_Z[:3]) + frame(0x80, HELLO_Z[3:]),   # fragmented Hello
+    b"\x82\x00" + two,                                                    # window shared
+    b"\x82\x01" + two,                                                    # ... but no context takeover: 1007
+    b"\x81\x00" + frame(0xC1, HELLO_Z, masked=False),                    # client role
+    b"\x81\x02" + frame(0xC2, deflated(bytes(range(256)) * 8), masked=False),
+    b"\x8a\x03" + frame(0xC2, deflated(b"\0" * 200000)),                 # bomb vs 1024: 1009
+    b"\x82\x05" + frame(0xC2, deflated(b"\0" * 50000)) * 3,              # over the per-call budget
+    b"\x80\x00" + frame(0xC1, bytes([0xF3, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00, 0x00])),  # BFINAL
+    b"\x80\x00" + frame(0xC1, b"\xff\xff"),                               # corrupt: 1007
+    b"\x80\x00" + frame(0x41, HELLO_Z[:3]) + frame(0xC0, HELLO_Z[3:]),   # RSV1 on continuation: 1002
+    b"\x80\x00" + frame(0xC9, b""),                                      # RSV1 on ping: 1002
+    b"\x82\x00" + frame(0xC1, deflated(b"ab\xff" * 100)),                # invalid UTF-8 inside: 1007
+    b"\x82\x00" + frame(0xC1, b"\x00") + frame(0x81, b"plain"),           # empty compressed, then plain
 ]
 
 write("handshake", handshake)

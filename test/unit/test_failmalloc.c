@@ -7,6 +7,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "util.h"
 
@@ -36,6 +37,14 @@ static const char upgrade[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r
                               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                               "Sec-WebSocket-Version: 13\r\n\r\n";
 
+static const char up_deflate[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+static const char up_deflate_snct[] = "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                  "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                                  "server_no_context_takeover\r\n\r\n";
+
 static int echo(eev_driver *d, const eev_message_arg *m, void *ud)
 {
     int rv = eev_driver_send_message(d, m);
@@ -47,9 +56,10 @@ static const eev_callbacks cb = {.on_message = echo};
 
 /* Feeds in[] in pieces of `step` bytes; returns the first negative result
  * of the driver, or 0. */
-static int scenario(const uint8_t *in, size_t len, size_t step, int borrow)
+static int scenario(const uint8_t *in, size_t len, size_t step, int borrow, int mode)
 {
-    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = borrow};
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = borrow,
+                       .deflate = {.enable = mode > 0, .echo_only = mode == 1}};
     eev_driver *d;
     int rv = eev_driver_new(&d, &cb, &opt, NULL);
 
@@ -135,6 +145,54 @@ static void test_no_alloc(void)
     sb_free(&hs);
 }
 
+/* Appends a compressed message (client context kept) as frames of at most
+ * frag bytes. */
+static void sb_deflated(sbuf *b, z_stream *z, uint8_t op, const void *p, size_t len, size_t frag)
+{
+    static uint8_t out[65536];
+    z->next_in = (Bytef *)p;
+    z->avail_in = (uInt)len;
+    z->next_out = out;
+    z->avail_out = sizeof(out);
+    deflate(z, Z_SYNC_FLUSH);
+    size_t n = sizeof(out) - z->avail_out - 4, off = 0;
+    do {
+        size_t k = n - off < frag ? n - off : frag;
+        sb_frame(b, (uint8_t)((off == 0 ? 0x40 | op : 0) | (off + k == n ? 0x80 : 0)), 1, out + off, k);
+        off += k;
+    } while (off < n);
+}
+
+static void run(const sbuf *in, int mode)
+{
+    static const size_t steps[] = {7, 4096, 1 << 20};
+
+    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+        for (int borrow = 0; borrow <= 1; borrow++) {
+            fail_at = 0;
+            alloc_count = 0;
+            int clean = scenario(in->p, in->len, steps[s], borrow, mode);
+            long total = alloc_count;
+            ok(clean == 0 && total > 0, "mode %d step %zu borrow %d: clean run makes %ld allocations", mode, steps[s],
+               borrow, total);
+            int nomem = 0, bad = 0;
+            for (long k = 1; k <= total; k++) {
+                alloc_count = 0;
+                fail_at = k;
+                int rv = scenario(in->p, in->len, steps[s], borrow, mode);
+                if (rv == EEV_ERR_NOMEM || rv == EEV_ERR_CALLBACK)
+                    nomem++;
+                else if (rv != 0)
+                    bad++;
+            }
+            fail_at = 0;
+            ok(bad == 0, "mode %d step %zu borrow %d: every failed allocation gives NOMEM (or is absorbed), %d reported",
+               mode, steps[s], borrow, nomem);
+            ok(nomem > 0, "mode %d step %zu borrow %d: failures are reported, not ignored", mode, steps[s], borrow);
+        }
+    }
+}
+
 int main(void)
 {
     sbuf in = {0};
@@ -151,27 +209,24 @@ int main(void)
     sb_frame(&in, 0x82, 1, big, 3000);                 /* borrowed when whole */
     sb_frame(&in, 0x88, 1, "\x03\xe8" "bye", 5);        /* close 1000 */
 
-    for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
-        for (int borrow = 0; borrow <= 1; borrow++) {
-            fail_at = 0;
-            alloc_count = 0;
-            int clean = scenario(in.p, in.len, steps[s], borrow);
-            long total = alloc_count;
-            ok(clean == 0 && total > 0, "step %zu borrow %d: clean run makes %ld allocations", steps[s], borrow, total);
-            int nomem = 0, bad = 0;
-            for (long k = 1; k <= total; k++) {
-                alloc_count = 0;
-                fail_at = k;
-                int rv = scenario(in.p, in.len, steps[s], borrow);
-                if (rv == EEV_ERR_NOMEM || rv == EEV_ERR_CALLBACK)
-                    nomem++;
-                else if (rv != 0)
-                    bad++;
-            }
-            fail_at = 0;
-            ok(bad == 0, "step %zu borrow %d: every failed allocation gives NOMEM (or is absorbed), %d reported", steps[s], borrow, nomem);
-            ok(nomem > 0, "step %zu borrow %d: failures are reported, not ignored", steps[s], borrow);
-        }
+    (void)steps;
+    run(&in, 0);
+
+    /* permessage-deflate: passthrough echo (mode 1), and compressed again
+     * because the server resets context while the client keeps it (2). */
+    for (int mode = 1; mode <= 2; mode++) {
+        z_stream z = {0};
+        deflateInit2(&z, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+        sb_reset(&in);
+        sb_puts(&in, mode == 1 ? up_deflate : up_deflate_snct);
+        sb_deflated(&in, &z, 1, "fragmented and compressed", 25, 6);
+        sb_frame(&in, 0x89, 1, "ping payload", 12);
+        sb_deflated(&in, &z, 2, big, sizeof(big), 1 << 20);
+        sb_deflated(&in, &z, 2, big, 3000, 1 << 20);
+        sb_frame(&in, 0x82, 1, big, 100);                  /* uncompressed */
+        sb_frame(&in, 0x88, 1, "\x03\xe8" "bye", 5);
+        deflateEnd(&z);
+        run(&in, mode);
     }
     sb_free(&in);
     test_no_alloc();

@@ -267,8 +267,9 @@ static int cb_message(eev_driver *d, const eev_message_arg *m, void *ud)
 
     r->n_message++;
     sb_printf(&r->log, "message op=%d len=%zu rsv1=%d h=%016llx\n", (int)m->opcode, m->len, m->rsv1,
-              (unsigned long long)fnv(m->data, m->len));
-    sb_put(&r->msgs, m->data, m->len);
+              (unsigned long long)(m->data ? fnv(m->data, m->len) : 0));
+    if (m->data)
+        sb_put(&r->msgs, m->data, m->len);
     if (r->scn && r->scn->echo)
         r->send_rv = eev_driver_send_message(d, m);
     if (r->scn && r->scn->fail_callback)
@@ -388,7 +389,7 @@ void trec_clear(trec *r)
 
 static int client_handshake(trec *r)
 {
-    char key[64], acc[29], resp[256];
+    char key[64], acc[29], resp[512];
     const char *k, *e;
 
     tdrain(r);
@@ -405,8 +406,8 @@ static int client_handshake(trec *r)
         return -1;
     snprintf(resp, sizeof(resp),
              "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: %s\r\n\r\n",
-             acc);
+             "Sec-WebSocket-Accept: %s\r\n%s\r\n",
+             acc, r->scn->resp_extra ? r->scn->resp_extra : "");
     tfeed(r, resp, strlen(resp));
     return r->n_open == 1 ? 0 : -1;
 }
@@ -428,7 +429,8 @@ int trec_start(trec *r, const tscn *scn)
             return -1;
         }
     } else {
-        tfeed(r, treq_upgrade, strlen(treq_upgrade));
+        const char *up = scn->upgrade ? scn->upgrade : treq_upgrade;
+        tfeed(r, up, strlen(up));
         if (r->n_open != 1 || r->out.len < 12 || memcmp(r->out.p, "HTTP/1.1 101", 12) != 0) {
             ok(0, "server handshake completes");
             return -1;

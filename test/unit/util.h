@@ -58,6 +58,8 @@ typedef struct tscn {
     int http_status;   /* on_request for non-upgrade: eev_driver_http_reply */
     int http_close;    /* ... with close */
     int fail_callback; /* on_message returns -1 */
+    const char *upgrade;   /* server: the request that opens it (NULL: treq_upgrade) */
+    const char *resp_extra; /* client: header lines added to the 101 response */
 } tscn;
 
 /* Everything a driver did. */
