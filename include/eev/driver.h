@@ -349,7 +349,9 @@ int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t re
  * ("Content-Type: text/html\r\n"), may be NULL. The body is copied.
  * With close non-zero (or when the request asked for it) the connection is
  * finished after the response; otherwise the driver reads the next request
- * (HTTP/1.1 keep-alive). Returns 0, EEV_ERR_STATE or EEV_ERR_NOMEM.
+ * (HTTP/1.1 keep-alive). A HEAD request gets the same head (its
+ * Content-Length included) without the body.
+ * Returns 0, EEV_ERR_STATE or EEV_ERR_NOMEM.
  */
 int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, const void *body,
                           size_t body_len, int close);

@@ -600,6 +600,13 @@ static void serve_metrics(struct server *srv, eev_driver *d, int close)
     free(body);
 }
 
+/* HEAD is GET without the body (the driver leaves it out). */
+static int get_or_head(const eev_request_arg *req)
+{
+    return (req->method_len == 3 && memcmp(req->method, "GET", 3) == 0) ||
+           (req->method_len == 4 && memcmp(req->method, "HEAD", 4) == 0);
+}
+
 static int path_is(const eev_request_arg *req, const char *p)
 {
     return req->path_len == strlen(p) && memcmp(req->path, p, req->path_len) == 0;
@@ -628,7 +635,7 @@ static void health(struct server *srv, struct conn *c, const eev_request_arg *re
 static void spare_request(struct server *srv, struct conn *c, eev_driver *d, const eev_request_arg *req,
                           int metrics_here)
 {
-    int get = req->method_len == 3 && memcmp(req->method, "GET", 3) == 0;
+    int get = get_or_head(req);
 
     if (get && (path_is(req, "/healthz") || path_is(req, "/readyz"))) {
         health(srv, c, req, 1);
@@ -670,8 +677,8 @@ static int answer(eev_driver *d, const eev_request_arg *req, struct conn *c)
         srv->req_path_len = req->path_len;
         return 0;
     }
-    if (req->method_len != 3 || memcmp(req->method, "GET", 3) != 0) {
-        reply(d, 405, "Allow: GET\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
+    if (!get_or_head(req)) {
+        reply(d, 405, "Allow: GET, HEAD\r\nContent-Type: text/plain\r\n", "method not allowed\n", 19);
     } else if (path_is(req, "/healthz") || path_is(req, "/readyz")) {
         health(srv, c, req, last_request(c));
     } else if (path_is(req, "/metrics") && metrics_here) {

@@ -70,6 +70,7 @@ struct eev_driver {
     uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
     uint8_t rsv_ok;     /* RSV bits an extension negotiated (RSV1: deflate) */
     uint8_t yield;      /* eev_driver_recv_yield(): return after this request */
+    uint8_t head_req;   /* the request being answered is HEAD: no body */
     uint8_t xflags;     /* X_* */
 };
 

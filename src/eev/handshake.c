@@ -109,6 +109,37 @@ static int http_version(const char *p, const char *end)
     return p[7] - '0';
 }
 
+static int name_is(const eev_header *hd, const char *name);
+static size_t header_count(const http_head *h, const char *name);
+
+/* RFC 9112 §3.2: exactly one Host in HTTP/1.1 (at most one in 1.0);
+ * §6.3: Content-Length values that are not digits, or that differ, make
+ * the message length unknowable. Either is a 400. */
+static int check_framing(const http_head *h, const char **why)
+{
+    size_t hosts = header_count(h, "host");
+    const eev_header *cl = NULL;
+
+    if (hosts > 1)
+        return *why = "more than one Host header", -1;
+    if (hosts == 0 && h->req.minor_version >= 1)
+        return *why = "missing Host header", -1;
+    for (size_t i = 0; i < h->req.header_cnt; i++) {
+        const eev_header *hd = &h->headers[i];
+        if (!name_is(hd, "content-length"))
+            continue;
+        size_t digits = 0;
+        while (digits < hd->value_len && hd->value[digits] >= '0' && hd->value[digits] <= '9')
+            digits++;
+        if (hd->value_len == 0 || digits < hd->value_len)
+            return *why = "invalid Content-Length", -1;
+        if (cl && (cl->value_len != hd->value_len || memcmp(cl->value, hd->value, hd->value_len) != 0))
+            return *why = "conflicting Content-Length headers", -1;
+        cl = hd;
+    }
+    return 0;
+}
+
 int http_parse_request(const char *buf, size_t len, http_head *h, const char **why)
 {
     const char *end = buf + len, *next;
@@ -147,7 +178,7 @@ int http_parse_request(const char *buf, size_t len, http_head *h, const char **w
         h->req.query_len = (size_t)(sp2 - q - 1);
     }
     h->req.minor_version = minor;
-    if (parse_headers(next, end, h, why) < 0)
+    if (parse_headers(next, end, h, why) < 0 || check_framing(h, why) < 0)
         return -1;
     h->req.is_websocket = http_header_has_token(h, "upgrade", "websocket");
     return 0;

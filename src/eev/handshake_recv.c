@@ -144,6 +144,8 @@ static int queue_response(eev_driver *d, int status, const char *headers, const 
 
     if (n < 0 || (size_t)n >= sizeof(head))
         return EEV_ERR_ARG;
+    if (d->head_req)
+        body_len = 0; /* RFC 9110 §9.3.2: the GET's headers, never a body */
     uint8_t *p = outq_reserve(&d->oq, (size_t)n + body_len);
     if (!p)
         return EEV_ERR_NOMEM;
@@ -236,6 +238,7 @@ static int server_head(eev_driver *d, const char *buf, size_t len)
     const char *why;
     const eev_header *key = NULL;
 
+    d->head_req = len > 5 && memcmp(buf, "HEAD ", 5) == 0;
     if (http_parse_request(buf, len, &h, &why) < 0)
         return refuse(d, 400, why);
     d->flags &= (uint8_t)~F_REPLIED;
