@@ -15,10 +15,11 @@ from deploylib import DIST_BUILD, ECHO_EV, Tap, check, rmtree, tmpdir
 # Highest acceptable `systemd-analyze security` exposure (0.0 safest .. 10.0).
 THRESHOLDS = {
     "echo-ev.service": 1.2,
+    "echo-ev-tls.service": 1.2,
     "echo-ev@.service": 1.2,
     "echo-ev-activated.service": 0.5,
 }
-UNITS = ["echo-ev.service", "echo-ev-activated.service", "echo-ev.socket", "echo-ev@.service"]
+UNITS = ["echo-ev.service", "echo-ev-tls.service", "echo-ev-activated.service", "echo-ev.socket", "echo-ev@.service"]
 
 t = Tap()
 sa = shutil.which("systemd-analyze")
@@ -51,13 +52,14 @@ try:
 
     # What the deployment relies on (a regression here would still verify).
     def units_contract():
-        for u in ("echo-ev.service", "echo-ev-activated.service", "echo-ev@.service"):
+        for u in ("echo-ev.service", "echo-ev-tls.service", "echo-ev-activated.service", "echo-ev@.service"):
             c = content(u)
             check(setting(c, "Type") == ["notify"], "%s: Type=notify" % u)
             check(setting(c, "WatchdogSec"), "%s: WatchdogSec=" % u)
             check(setting(c, "DynamicUser") == ["yes"], "%s: DynamicUser=yes" % u)
             check(setting(c, "CapabilityBoundingSet") == [""], "%s: empty CapabilityBoundingSet=" % u)
             check(setting(c, "Restart") == ["on-failure"], "%s: Restart=on-failure" % u)
+            check(setting(c, "ExecReload") == ["/bin/kill -HUP $MAINPID"], "%s: ExecReload= sends SIGHUP" % u)
             nofile = int(setting(c, "LimitNOFILE")[0])
             m = re.search(r"--max-connections (\d+)", setting(c, "ExecStart")[0])
             check(m and int(m.group(1)) < nofile, "%s: --max-connections below LimitNOFILE" % u)
@@ -69,12 +71,18 @@ try:
         check(setting(s, "Service") == ["echo-ev-activated.service"], "socket: Service=")
         check(setting(s, "ListenStream"), "socket: ListenStream=")
         check("--reuse-port" in setting(content("echo-ev@.service"), "ExecStart")[0], "template: --reuse-port")
+        tls = content("echo-ev-tls.service")
+        start = setting(tls, "ExecStart")[0]
+        creds = dict(v.split(":", 1) for v in setting(tls, "LoadCredential"))
+        check(set(creds) == {"tls-cert.pem", "tls-key.pem"}, "tls: LoadCredential= for the chain and the key")
+        check("--tls-cert %d/tls-cert.pem" in start and "--tls-key %d/tls-key.pem" in start,
+              "tls: --tls-cert/--tls-key from the credentials directory")
         rf = setting(content("echo-ev.service"), "RestrictAddressFamilies")[0].split()
         check({"AF_INET", "AF_INET6", "AF_UNIX"} == set(rf), "echo-ev.service: serves the network")
     t.run("units carry the settings the deployment relies on", units_contract)
 
     env = dict(os.environ, SYSTEMD_UNIT_PATH=work + ":", SYSTEMD_LOG_COLOR="0", SYSTEMD_PAGER="cat")
-    for u in ["echo-ev.service", "echo-ev-activated.service", "echo-ev.socket", "echo-ev@9001.service"]:
+    for u in ["echo-ev.service", "echo-ev-tls.service", "echo-ev-activated.service", "echo-ev.socket", "echo-ev@9001.service"]:
         r = subprocess.run([sa, "verify", "--man=no", os.path.join(work, u)], env=env,
                            capture_output=True, text=True, timeout=60)
         ours = [line for line in (r.stdout + r.stderr).splitlines() if "echo-ev" in line]
