@@ -12,6 +12,7 @@
  *   run.c      the run's timeline: connect, warmup, measure, grace, close
  *   report.c   the text and JSON reports
  *   hold.c     hold mode, forked over workers above HOLD_PER_PROCESS
+ *   tls.c      wss://: the OpenSSL client context and TLS read/write
  *   hist.c     the latency histogram; payload.h the message payloads
  */
 #ifndef ECHO_BENCH_BENCH_H
@@ -21,6 +22,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
 #include <eev/driver.h>
@@ -51,15 +54,22 @@ enum cstate {
     C_CLOSING, /* Close queued, waiting for the reply or EOF */
 };
 
+struct ssl_st;
+
+/* conn.tls_want */
+enum { TLSW_WRITE = 1, TLSW_DEAD = 2 };
+
 typedef struct conn {
     ev_io io;
     eev_driver *drv;
+    struct ssl_st *ssl; /* wss:// */
     int fd;
     uint32_t id;
     uint8_t state;     /* enum cstate */
     uint8_t closed;    /* on_close fired */
     uint8_t eof;       /* read returned 0 or failed */
     uint8_t evmask;    /* events the io watcher is started with, or 0 */
+    uint8_t tls_want;  /* TLSW_*: OpenSSL waits for the socket to be writable */
     uint64_t t_connect; /* ns: connect() started (handshake latency) */
     /* Outstanding echoes are seqs [ack_seq, next_seq); ring[seq & ring_mask]
      * is the send time (intended, in open loop) of seq. */
@@ -96,6 +106,11 @@ struct bench {
     int quiet;
     uint32_t hold; /* --hold N */
     uint32_t hold_id_base; /* hold workers: first connection id */
+    int tls;               /* wss:// */
+    int insecure;          /* --insecure: no certificate check */
+    const char *cafile;    /* --cafile */
+    int tls_resume;        /* --tls-resume */
+    char tls_host[256];    /* the URL's host, for SNI and the check */
 
     /* runtime */
     struct ev_loop *loop;
@@ -157,6 +172,13 @@ void conn_start(conn *c);
 void conn_proceed(conn *c);
 void conn_finish(conn *c, int failed, const char *why, int err);
 void conn_teardown(conn *c);
+
+/* tls.c */
+int tls_client_init(void);
+int tls_conn_start(conn *c);
+void tls_conn_end(conn *c);
+ssize_t tls_read(conn *c, void *buf, size_t len);
+ssize_t tls_writev(conn *c, const struct iovec *iov, int cnt);
 
 /* load.c */
 int load_init(void); /* open loop: the schedule heap and its timerfd */

@@ -45,6 +45,7 @@ void conn_teardown(conn *c)
     ev_io_stop(g.loop, &c->io);
     c->evmask = 0;
     sched_remove(c);
+    tls_conn_end(c);
     close(c->fd);
     c->fd = -1;
     if (c->drv)
@@ -126,7 +127,7 @@ static int flush(conn *c)
         int n = eev_driver_out_iov(c->drv, iov, IOV_MAX_BATCH);
         if (n <= 0)
             return 0;
-        ssize_t w = writev(c->fd, iov, n);
+        ssize_t w = c->ssl ? tls_writev(c, iov, n) : writev(c->fd, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -176,13 +177,13 @@ void conn_proceed(conn *c)
         conn_finish(c, !clean, c->state == C_HANDSHAKE ? "handshake failed" : "connection closed", 0);
         return;
     }
-    io_set(c, EV_READ | (eev_driver_want_write(c->drv) ? EV_WRITE : 0));
+    io_set(c, EV_READ | (eev_driver_want_write(c->drv) || (c->tls_want & TLSW_WRITE) ? EV_WRITE : 0));
 }
 
 static void conn_read(conn *c)
 {
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = read(c->fd, g.rbuf, RBUF_LEN);
+        ssize_t n = c->ssl ? tls_read(c, g.rbuf, RBUF_LEN) : read(c->fd, g.rbuf, RBUF_LEN);
         if (n > 0) {
             g.now = now_ns();
             if (eev_driver_recv(c->drv, g.rbuf, (size_t)n) < 0) {
@@ -237,10 +238,14 @@ void conn_start(conn *c)
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (eev_driver_new(&c->drv, &g.cb, &g.opt, c) != 0) {
+    if (eev_driver_new(&c->drv, &g.cb, &g.opt, c) != 0 || (g.tls && tls_conn_start(c) != 0)) {
+        tls_conn_end(c);
+        if (c->drv)
+            eev_driver_del(c->drv);
+        c->drv = NULL;
         close(c->fd);
         g.conn_errors++;
-        fprintf(stderr, "echo-bench: eev_driver_new failed\n");
+        fprintf(stderr, "echo-bench: cannot set up a connection (out of memory)\n");
         return;
     }
     c->closed = c->eof = 0;

@@ -32,6 +32,10 @@ struct bench g;
 int main(int argc, char **argv)
 {
     options_parse(argc, argv);
+    if (g.tls && tls_client_init() != 0) {
+        fprintf(stderr, "echo-bench: cannot set up TLS\n");
+        return 1;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     struct rlimit rl;

@@ -18,10 +18,12 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "Usage: echo-bench ws://HOST:PORT/PATH [options]\n"
+            "Usage: echo-bench ws[s]://HOST:PORT/PATH [options]\n"
             "\n"
             "WebSocket echo load generator. HOST is an IPv4 literal, a bracketed IPv6\n"
-            "literal (ws://[::1]:9001/) or a name such as localhost. Only ws:// (no TLS).\n"
+            "literal (ws://[::1]:9001/) or a name such as localhost. wss:// speaks TLS\n"
+            "(OpenSSL; the certificate is checked against the system's CAs, --cafile\n"
+            "FILE, or not at all with --insecure; --tls-resume resumes sessions).\n"
             "\n"
             "Echo mode (default): every echo is verified (content, opcode, order).\n"
             "  -c, --connections N     connections (default 10)\n"
@@ -48,6 +50,10 @@ static void usage(FILE *f)
             "  -q, --quiet             no progress or per-connection messages on stderr\n"
             "                          (progress: connecting, then on a terminal one line\n"
             "                          a second during warmup and measure)\n"
+            "      --insecure          wss://: do not check the server's certificate\n"
+            "      --cafile FILE       wss://: trust the CA certificates in FILE (PEM)\n"
+            "      --tls-resume        wss://: resume the last TLS session on new\n"
+            "                          connections (with --connect-rate: resumed handshakes)\n"
             "\n"
             "Connect-rate mode:\n"
             "      --connect-rate      run -c loops of connect, upgrade, Close, wait for\n"
@@ -135,14 +141,14 @@ static double parse_secs(const char *s, const char *what)
 /* Parses ws://HOST[:PORT][/PATH] and resolves HOST. */
 static void parse_url(const char *url)
 {
-    if (strncmp(url, "ws://", 5) != 0) {
-        if (strncmp(url, "wss://", 6) == 0)
-            die_usage("%s: wss:// (TLS) is not supported", url);
-        die_usage("%s: the URL must start with ws://", url);
-    }
-    const char *a = url + 5;
+    g.tls = strncmp(url, "wss://", 6) == 0;
+    if (strncmp(url, "ws://", 5) != 0 && !g.tls)
+        die_usage("%s: the URL must start with ws:// or wss://", url);
+    const char *a = url + (g.tls ? 6 : 5);
     const char *slash = a + strcspn(a, "/?#");
     char host[256], port[16] = "80";
+    if (g.tls)
+        strcpy(port, "443");
     const char *hend;
     if (*a == '[') {
         hend = memchr(a, ']', (size_t)(slash - a));
@@ -170,6 +176,7 @@ static void parse_url(const char *url)
         if (*end || p < 1 || p > 65535)
             die_usage("%s: bad port", url);
     }
+    snprintf(g.tls_host, sizeof(g.tls_host), "%s", host);
     if ((size_t)(slash - a) >= sizeof(g.host_hdr))
         die_usage("%s: host too long", url);
     /* Host header: the authority as written (RFC 7230 §5.4). */
@@ -229,6 +236,9 @@ void options_parse(int argc, char **argv)
         OPT_CONNECT_RATE,
         OPT_HOLD,
         OPT_CONC,
+        OPT_INSECURE,
+        OPT_CAFILE,
+        OPT_TLS_RESUME,
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -246,6 +256,9 @@ void options_parse(int argc, char **argv)
         {"hold", required_argument, NULL, OPT_HOLD},
         {"connect-concurrency", required_argument, NULL, OPT_CONC},
         {"quiet", no_argument, NULL, 'q'},
+        {"insecure", no_argument, NULL, OPT_INSECURE},
+        {"cafile", required_argument, NULL, OPT_CAFILE},
+        {"tls-resume", no_argument, NULL, OPT_TLS_RESUME},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -330,6 +343,15 @@ void options_parse(int argc, char **argv)
         }
         case 'q':
             g.quiet = 1;
+            break;
+        case OPT_INSECURE:
+            g.insecure = 1;
+            break;
+        case OPT_CAFILE:
+            g.cafile = optarg;
+            break;
+        case OPT_TLS_RESUME:
+            g.tls_resume = 1;
             break;
         case 'h':
             usage(stdout);
