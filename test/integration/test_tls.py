@@ -426,3 +426,26 @@ def half_close():
     check(t.read_exact(1 << 20, 10) == payload, "echo differs")
     t.close()
     assert_tls_served(s, pki().ca)
+
+
+@test("echo-bench over wss://: echoes verified with --cafile; an untrusted certificate is refused", timeout=60)
+def echo_bench_wss():
+    import json as _json
+    exe = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(eevtest.binary()))), "tools", "echo-bench")
+    if not os.access(exe, os.X_OK):
+        return [("echo-bench", True, "skipped: %s not built" % exe)]
+    s, p = srv(), pki()
+    r = subprocess.run([exe, s.wss, "--cafile", p.ca, "-c", "4", "-s", "20000", "-i", "2", "-d", "1", "-w", "0.2",
+                        "--json", "-q"], capture_output=True, timeout=30 * slow_factor())
+    out = r.stdout.decode()
+    check(r.returncode == 0, "echo-bench exit %d: %s %s" % (r.returncode, out, r.stderr.decode()[-500:]))
+    res = _json.loads([ln for ln in out.splitlines() if ln.startswith("{")][-1])
+    check(res["ok"] and res["messages"] > 0 and res["errors"]["total"] == 0, "echo-bench: %r" % res)
+    r = subprocess.run([exe, s.wss, "-c", "1", "-d", "1", "-w", "0", "-q"], capture_output=True,
+                       timeout=30 * slow_factor())
+    check(r.returncode != 0, "echo-bench trusted a certificate no CA vouches for")
+    before = metric(s.port, 'echo_ev_tls_handshakes_total{resumed="true"}')
+    r = subprocess.run([exe, s.wss, "--cafile", p.ca, "--tls-resume", "--connect-rate", "-c", "2", "-d", "1",
+                        "-w", "0.3", "-q"], capture_output=True, timeout=30 * slow_factor())
+    check(r.returncode == 0, "connect-rate: %s" % r.stderr.decode()[-500:])
+    check(metric(s.port, 'echo_ev_tls_handshakes_total{resumed="true"}') > before, "--tls-resume resumed nothing")
