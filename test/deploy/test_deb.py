@@ -156,7 +156,7 @@ try:
                  if re.search(r"/systemd/system/[^/]+\.(service|socket)$", ln)]
 
         def verify():
-            check(len(units) == 4, "installed units: %s" % units)
+            check(len(units) == 5, "installed units: %s" % units)  # echo-ev, -tls, -activated, @, .socket
             sa = shutil.which("systemd-analyze")
             check(sa, "systemd-analyze not installed")
             # A template is verified through an instance.
