@@ -187,8 +187,9 @@ void conn_destroy(struct server *srv, struct conn *c)
     server_conn_gone(srv);
 }
 
-/* Writes what is queued. Returns 0, or -1 when the peer is gone. */
-static int flush(struct conn *c)
+/* Writes what is queued. Returns 0, or -1 when the peer is gone. Inlined:
+ * it runs once per read on the echo path. */
+static inline __attribute__((always_inline)) int flush(struct conn *c)
 {
     eev_driver *d = conn_driver(c);
     struct iovec iov[IOV_MAX_BATCH];

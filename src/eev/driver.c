@@ -603,14 +603,14 @@ static size_t inflate_budget(const eev_driver *d)
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
 {
     uint8_t *p = in, *end = in + len;
-    int rv;
+    int rv, server = d->opt->role == EEV_ROLE_SERVER;
 
     d->xflags = 0; /* a new buffer: nothing known to lie in it yet */
     if (d->pmd)
         d->pmd->budget = 0;
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
-        if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
-            !(d->flags & F_CLOSE_SENT) && end - p >= 6 && d->opt->role == EEV_ROLE_SERVER) {
+        if (server && d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
+            !(d->flags & F_CLOSE_SENT) && end - p >= 6) {
             ssize_t n = whole_frame(d, p, end);
             if (n < 0)
                 return n;
