@@ -272,3 +272,35 @@ def _try_get(port, path):
         return http_get(port, path)
     except OSError:
         return None
+
+
+@test("at --max-connections: /healthz 200 full, /readyz 503 full on spare slots (8 of them), then 503 at once; ok again when a slot frees")
+def health_when_full():
+    with Server("--max-connections", "3", "--log-level", "debug") as srv:
+        held = [RawWS.open(srv.port) for _ in range(3)]
+        try:
+            r = http_get(srv.port, "/healthz")
+            check((r.status, r.body) == (200, b"full\n"), "/healthz when full: %r" % r)
+            r = http_get(srv.port, "/readyz")
+            check((r.status, r.body) == (503, b"full\n"), "/readyz when full: %r" % r)
+            r = http_get(srv.port, "/")
+            check(r.status == 503, "a page request on a spare slot: %r" % r)
+            # Eight idle connections take the spare slots (once the three above
+            # have left theirs); the next one is refused at once.
+            check(poll(lambda: srv.log_text().count(" disconnected") >= 3, 5), "spare connections not closed")
+            idle = [connect(srv.port) for _ in range(8)]
+            time.sleep(0.3)
+            c = Conn(connect(srv.port))
+            r = read_response(c)  # no request sent: the refusal comes unasked
+            check(r.status == 503, "beyond the spare slots: %r" % r)
+            c.close()
+            for s in idle:
+                s.close()
+            held.pop().close()
+            ok = poll(lambda: http_get(srv.port, "/readyz").status == 200, 5)
+            check(ok, "/readyz not 200 after a slot freed")
+            check(http_get(srv.port, "/healthz").body == b"ok\n", "/healthz not ok after a slot freed")
+            assert_served(srv.port)
+        finally:
+            for h in held:
+                h.close()
