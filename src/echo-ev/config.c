@@ -60,7 +60,7 @@ static const char usage_text[] =
     "  -h, --help                  show this help and exit\n"
     "  -V, --version               show the version and exit\n"
     "\n"
-    "Endpoints: GET / (a test page), GET /healthz, GET /metrics, WebSocket upgrade on any path.\n"
+    "Endpoints: GET / (a WebSocket test console), GET /healthz, GET /metrics, WebSocket upgrade on any path.\n"
     "Signals: SIGTERM/SIGINT drain and exit 0; SIGHUP reloads --tls-cert/--tls-key.\n";
 
 enum {
