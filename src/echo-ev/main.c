@@ -31,7 +31,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "echo-ev: cannot create an event loop\n");
         return 1;
     }
-    if ((rv = server_init(&srv, loop, &cfg)) != 0)
-        return rv;
-    return server_run(&srv);
+    if ((rv = server_init(&srv, loop, &cfg)) == 0)
+        rv = server_run(&srv);
+    server_free(&srv);
+    return rv;
 }

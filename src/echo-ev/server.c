@@ -538,6 +538,7 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     int rv;
 
     memset(srv, 0, sizeof(*srv));
+    srv->reserve_fd = -1;
     srv->loop = loop;
     srv->cfg = cfg;
     srv->t0 = ev_now(loop);
@@ -673,11 +674,19 @@ int server_run(struct server *srv)
     for (int i = 0; srv->own_unix && i < srv->cfg->bind_cnt; i++) /* our unix sockets' files */
         if (srv->cfg->bind_addr[i].ss_family == AF_UNIX)
             unlink(((const struct sockaddr_un *)&srv->cfg->bind_addr[i])->sun_path);
+    return 0;
+}
+
+void server_free(struct server *srv)
+{
     free(srv->rbuf);
+    srv->rbuf = NULL;
     pool_destroy(&srv->conn_pool);
     tls_server_del(srv->tls);
+    srv->tls = NULL;
     eev_deflate_shared_free(srv->opt.deflate.shared);
+    srv->opt.deflate.shared = NULL;
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
-    return 0;
+    srv->reserve_fd = -1;
 }

@@ -88,6 +88,9 @@ struct server {
 int server_init(struct server *srv, struct ev_loop *loop, const struct config *cfg);
 /* Runs until shut down; returns the exit status. */
 int server_run(struct server *srv);
+/* Releases what server_init() allocated, after server_run() or after
+ * server_init() failed half-way (so a sanitizer sees no leak either way). */
+void server_free(struct server *srv);
 
 /* Conn timestamps: 1/64 s ticks since start, compared wrap-safely. */
 uint32_t server_ticks(const struct server *srv);
