@@ -511,6 +511,11 @@ void conn_expire(struct server *srv, struct conn *c, int list)
 
     switch (list) {
     case L_HANDSHAKE:
+        if (c->http_reqs) { /* requests were answered: the keep-alive lifetime is over */
+            log_conn(c, LOG_INFO, "timeout", 0, "keep-alive lifetime");
+            conn_destroy(srv, c);
+            return;
+        }
         if (!(c->flags & C_OPENED) && eev_driver_out_len(conn_driver(c)) == 0)
             srv->m.hs_failures[HSF_TIMEOUT]++;
         if (c->tls)

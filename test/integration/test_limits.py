@@ -182,6 +182,7 @@ def keepalive_lifetime():
         dt = time.monotonic() - t0
         check(closed, "a keep-alive connection making a request every 0.25s outlived --handshake-timeout 2 (%.1fs)" % dt)
         check(dt < 4 * slow_factor(), "closed after %.1fs" % dt)
+        srv.wait_log(r"keep-alive lifetime")
         c.close()
         assert_served(srv.port)
 
