@@ -23,7 +23,9 @@ function report(name, ok, detail = '') {
   emit({ name, ok, detail: String(detail) });
 }
 async function run(name, fn) {
+  const t0 = Date.now();
   try { await fn(); report(name, true); } catch (e) { report(name, false, (e && e.stack) || e); }
+  process.stderr.write(`${name}: ${Date.now() - t0} ms\n`);
 }
 function assert(cond, msg) { if (!cond) throw new Error(msg); }
 
@@ -73,6 +75,9 @@ try {
   const framesIn = [], framesOut = [];
   cdp.on('Network.webSocketFrameReceived', (e) => framesIn.push(e.response));
   cdp.on('Network.webSocketFrameSent', (e) => framesOut.push(e.response));
+  const handshakes = []; // the 101 responses' headers, lower-cased names
+  cdp.on('Network.webSocketHandshakeResponseReceived', (e) => handshakes.push(
+    Object.fromEntries(Object.entries(e.response.headers).map(([k, v]) => [k.toLowerCase(), v]))));
 
   let n = 0;
   const shot = async (name, fullPage = true) => {
@@ -91,10 +96,12 @@ try {
     const q = (s) => { const e = li.querySelector(s); return e ? e.textContent : null; };
     return { kind: q('.kind'), size: q('.size'), rtt: q('.rtt'), verdict: q('.verdict'), time: q('.time') };
   }, cls, text);
+  // Types text into #msg and presses Enter. Long texts are pasted (typing key
+  // by key takes seconds per thousand characters); Enter is always a key press.
   async function typeAndEnter(text) {
     await page.click('#msg', { clickCount: 3 });
-    await page.$eval('#msg', (e) => { e.value = ''; });
-    await page.type('#msg', text);
+    await page.$eval('#msg', (e, v) => { e.value = v; }, text.length > 100 ? text : '');
+    if (text.length <= 100) await page.type('#msg', text);
     await page.keyboard.press('Enter');
   }
 
@@ -106,8 +113,10 @@ try {
     await waitState('open');
     const [, text] = await state();
     assert(text.includes(`ws://127.0.0.1:${port}/`), `state text ${text}`);
+    // The negotiated extensions shown are the server's Sec-WebSocket-Extensions answer.
     const ext = await page.$eval('#extensions', (e) => e.textContent);
-    assert(ext !== '–', 'extensions not shown');
+    const answered = handshakes.length ? handshakes[0]['sec-websocket-extensions'] || 'none' : '(no 101 seen)';
+    assert(ext === answered, `extensions shown ${ext}, server answered ${answered}`);
     // The page's own CSP forbids fetch() to http:, so the icon is fetched from here.
     const href = await page.$eval('link[rel=icon]', (e) => e.href);
     for (const u of [href, `${origin}/favicon.ico`]) {
@@ -190,7 +199,7 @@ try {
     await page.click('#connect');
     await waitState('open');
     const proto = await page.$eval('#protocol', (e) => e.textContent);
-    assert(proto === 'chat', `negotiated ${proto}`);
+    assert(proto === 'chat' && handshakes.at(-1)['sec-websocket-protocol'] === 'chat', `negotiated ${proto}`);
     await page.click('#kind-text');
     await typeAndEnter('with a subprotocol');
     await waitEcho('with a subprotocol');
