@@ -94,6 +94,8 @@ struct bench {
     uint32_t conns;
     uint64_t size;
     int text;
+    int deflate;      /* --deflate: offer permessage-deflate, verify echoes through it */
+    int compressible; /* --compressible: payloads of dictionary words */
     uint32_t inflight;
     double duration;
     int duration_given; /* -d was given (hold mode: otherwise hold forever) */
@@ -150,6 +152,7 @@ struct bench {
     uint64_t conn_errors;
     uint64_t backlog; /* open loop: intended sends never made */
     uint64_t outstanding;
+    uint64_t deflated_echoes; /* --deflate: echoes that came compressed */
     uint64_t short_count; /* --messages: echoes missing when time ran out */
 };
 

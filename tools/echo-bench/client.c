@@ -81,6 +81,11 @@ void conn_finish(conn *c, int failed, const char *why, int err)
 static void on_open(eev_driver *d, void *ud)
 {
     conn *c = ud;
+    if (g.deflate && !eev_driver_deflate(d, NULL)) {
+        g.conn_errors++;
+        if (!g.quiet && g.conn_errors <= 10)
+            fprintf(stderr, "echo-bench: connection %u: the server declined permessage-deflate\n", c->id);
+    }
     c->state = C_OPEN;
     g.pending--;
     g.up++;
@@ -276,6 +281,10 @@ void client_init(void)
     g.opt.role = EEV_ROLE_CLIENT;
     g.opt.host = g.host_hdr;
     g.opt.path = g.path;
+    if (g.deflate) {
+        g.opt.deflate.enable = 1;
+        g.opt.deflate.level = 1; /* the load generator's own cost, kept low */
+    }
     if (g.size > 64ull << 20)
         g.opt.max_message_size = g.size;
 }

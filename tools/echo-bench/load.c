@@ -127,6 +127,7 @@ int load_on_message(eev_driver *d, const eev_message_arg *m, void *ud)
         c->ack_seq++;
         return 0;
     }
+    g.deflated_echoes += m->rsv1 != 0;
     if (g.now >= g.t_measure && g.now < g.t_end) {
         g.msgs++;
         g.bytes += m->len;

@@ -31,6 +31,10 @@ static void usage(FILE *f)
             "                          (default 16)\n"
             "      --text              send text messages (printable ASCII payloads)\n"
             "      --binary            send binary messages (default)\n"
+            "      --deflate           offer permessage-deflate (RFC 7692): messages go out\n"
+            "                          compressed (zlib level 1), echoes are inflated and\n"
+            "                          verified; a server that declines is an error\n"
+            "      --compressible      payloads of words (compress ~3:1) instead of random\n"
             "  -i, --inflight N        messages in flight per connection, closed loop\n"
             "                          (default 1)\n"
             "  -r, --rate MSGS_PER_S   open loop: send at this total rate, spread evenly\n"
@@ -239,6 +243,8 @@ void options_parse(int argc, char **argv)
         OPT_INSECURE,
         OPT_CAFILE,
         OPT_TLS_RESUME,
+        OPT_DEFLATE,
+        OPT_COMPRESSIBLE,
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -255,6 +261,8 @@ void options_parse(int argc, char **argv)
         {"connect-rate", no_argument, NULL, OPT_CONNECT_RATE},
         {"hold", required_argument, NULL, OPT_HOLD},
         {"connect-concurrency", required_argument, NULL, OPT_CONC},
+        {"deflate", no_argument, NULL, OPT_DEFLATE},
+        {"compressible", no_argument, NULL, OPT_COMPRESSIBLE},
         {"quiet", no_argument, NULL, 'q'},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"cafile", required_argument, NULL, OPT_CAFILE},
@@ -291,6 +299,12 @@ void options_parse(int argc, char **argv)
             break;
         case OPT_BINARY:
             g.text = 0;
+            break;
+        case OPT_DEFLATE:
+            g.deflate = 1;
+            break;
+        case OPT_COMPRESSIBLE:
+            g.compressible = 1;
             break;
         case 'i': {
             uint64_t v = parse_u64(optarg, "inflight", 0);

@@ -43,8 +43,15 @@ typedef struct payload_pool {
     uint64_t run;  /* run seed */
 } payload_pool;
 
+/* Words for compressible payloads (--compressible): picked at random, so
+ * the pool has no short period, and deflate takes them ~3:1. */
+static const char *const payload_words[16] = {
+    "echo ", "server ", "message ", "frame ", "deflate ", "window ", "context ", "socket ",
+    "payload ", "latency ", "buffer ", "stream ", "client ", "header ", "mask ", "close ",
+};
+
 /* Allocates and fills the pool. Returns 0 or -1 (out of memory). */
-static inline int payload_pool_init(payload_pool *pp, size_t size, uint64_t run, int text)
+static inline int payload_pool_init(payload_pool *pp, size_t size, uint64_t run, int text, int words)
 {
     size_t len = size + PAYLOAD_WINDOW;
     pp->base = malloc(len + 8);
@@ -53,6 +60,15 @@ static inline int payload_pool_init(payload_pool *pp, size_t size, uint64_t run,
     pp->size = size;
     pp->run = run;
     uint64_t s = run;
+    if (words) { /* printable ASCII: valid as text too */
+        for (size_t i = 0; i < len + 8;) {
+            uint64_t w = payload_mix(s += PAYLOAD_GOLDEN);
+            for (int k = 0; k < 16 && i < len + 8; k++, w >>= 4)
+                for (const char *p = payload_words[w & 15]; *p && i < len + 8; p++)
+                    pp->base[i++] = (uint8_t)*p;
+        }
+        return 0;
+    }
     for (size_t i = 0; i < len; i += 8) {
         uint64_t w = payload_mix(s += PAYLOAD_GOLDEN);
         if (text)

@@ -49,6 +49,9 @@ void report_human(void)
     if (g.mode == MODE_ECHO) {
         printf("messages:   %" PRIu64 " echoed in window, %.1f msg/s, %.3f MB/s payload each way\n", g.msgs,
                (double)g.msgs / secs, (double)g.bytes / secs / 1e6);
+        if (g.deflate)
+            printf("deflate:    permessage-deflate on every connection, %" PRIu64 " of %" PRIu64
+                   " echoes came compressed\n", g.deflated_echoes, g.received);
         printf("sent:       %" PRIu64 " total, %" PRIu64 " echoes received", g.sent, g.received);
         if (g.rate > 0)
             printf(", %" PRIu64 " intended sends not made (backlog)", g.backlog);
@@ -93,6 +96,10 @@ void report_json(void)
     printf(",\"conns\":%u,\"size\":%" PRIu64 ",\"text\":%s,\"inflight\":%u,\"rate\":%.3f", g.conns, g.size,
            g.text ? "true" : "false", g.inflight, g.rate);
     printf(",\"duration_s\":%.3f,\"warmup_s\":%.3f", secs, g.warmup);
+    if (g.deflate)
+        printf(",\"deflate\":true,\"deflated_echoes\":%" PRIu64, g.deflated_echoes);
+    if (g.compressible)
+        printf(",\"compressible\":true");
     if (g.mode == MODE_ECHO)
         printf(",\"messages\":%" PRIu64 ",\"msgs_per_s\":%.3f,\"mb_per_s\":%.6f,\"sent\":%" PRIu64
                ",\"received\":%" PRIu64 ",\"backlog\":%" PRIu64,

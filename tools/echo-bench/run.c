@@ -249,7 +249,7 @@ int run(void)
     g.rbuf = malloc(RBUF_LEN);
     if (getrandom(&g.run_seed, sizeof(g.run_seed), 0) != sizeof(g.run_seed))
         g.run_seed = now_ns() ^ (uint64_t)getpid() << 32;
-    if (!g.c || !g.rbuf || (g.mode == MODE_ECHO && payload_pool_init(&g.pool, g.size, g.run_seed, g.text) < 0)) {
+    if (!g.c || !g.rbuf || (g.mode == MODE_ECHO && payload_pool_init(&g.pool, g.size, g.run_seed, g.text, g.compressible) < 0)) {
         fprintf(stderr, "echo-bench: out of memory\n");
         return -1;
     }

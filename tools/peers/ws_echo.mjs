@@ -8,7 +8,7 @@
 // path to use another copy.
 //
 // Every message goes back as it came (text stays text, binary stays binary);
-// permessage-deflate is off, as in the other servers; maxPayload is 64 MiB so
+// permessage-deflate is off (WS_DEFLATE=1 turns it on), as in the other servers; maxPayload is 64 MiB so
 // 16 MiB messages pass. ws applies no back-pressure of its own: when a
 // client's unsent output passes 4 MiB we pause reading it until it drains.
 import { createRequire } from 'node:module';
@@ -30,7 +30,9 @@ const wss = new WebSocketServer({
   port,
   backlog: 4096,
   maxPayload: 64 << 20,
-  perMessageDeflate: false,
+  // WS_DEFLATE=1: permessage-deflate as `perMessageDeflate: true` (the
+  // deflate comparison of tools/deflate-bench); off otherwise.
+  perMessageDeflate: process.env.WS_DEFLATE === '1',
   clientTracking: false,
 });
 
