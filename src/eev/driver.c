@@ -414,7 +414,7 @@ static int inflate_piece(eev_driver *d, const uint8_t *p, size_t n, int fin)
             (d->utf8 = utf8_advance(d->utf8, out, got)) == EEV_UTF8_REJECT)
             return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         d->msg_len += (uint32_t)got;
-        z->budget += got;
+        z->budget = got < UINT32_MAX - z->budget ? z->budget + (uint32_t)got : UINT32_MAX;
     } while (more);
     return 0;
 }

@@ -45,7 +45,7 @@ struct pmd {
     const uint8_t *zsrc;      /* ... or where they lie in the input (whole single frame) */
     uint32_t zlen, zcap;      /* bytes in zmsg, and its size */
     uint32_t zwire;           /* compressed bytes of the open message so far */
-    size_t budget;            /* bytes inflated in this eev_driver_recv() call */
+    uint32_t budget;          /* bytes inflated in this eev_driver_recv() call (saturating) */
 };
 
 /* ---- negotiation (pmd_negotiate.c) ---- */
