@@ -559,10 +559,6 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->opt.deflate.server_no_context_takeover = !cfg->deflate_takeover;
     srv->opt.deflate.client_no_context_takeover = !cfg->deflate_takeover;
     srv->opt.deflate.level = cfg->deflate_level;
-    if (cfg->deflate && !(srv->opt.deflate.shared = eev_deflate_shared_new())) {
-        fprintf(stderr, "echo-ev: out of memory\n");
-        return 1;
-    }
     pool_init(&srv->conn_pool, sizeof(struct conn) + eev_driver_size());
     srv->lists[L_HANDSHAKE].timeout = cfg->handshake_timeout;
     /* Open connections are checked at the shorter of the two periods, so
@@ -639,6 +635,11 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     srv->rbuf = malloc(SERVER_RBUF_SIZE);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (!srv->rbuf) {
+        fprintf(stderr, "echo-ev: out of memory\n");
+        return 1;
+    }
+    /* After the listeners, so that a failure to listen leaks nothing. */
+    if (cfg->deflate && !(srv->opt.deflate.shared = eev_deflate_shared_new())) {
         fprintf(stderr, "echo-ev: out of memory\n");
         return 1;
     }
