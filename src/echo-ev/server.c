@@ -638,7 +638,8 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
         fprintf(stderr, "echo-ev: out of memory\n");
         return 1;
     }
-    /* After the listeners, so that a failure to listen leaks nothing. */
+    /* One compressor shared by the connections that must compress with
+     * no context takeover (server_free() releases it on every path). */
     if (cfg->deflate && !(srv->opt.deflate.shared = eev_deflate_shared_new())) {
         fprintf(stderr, "echo-ev: out of memory\n");
         return 1;
