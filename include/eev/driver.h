@@ -198,6 +198,13 @@ typedef struct eev_deflate_options {
      * echoed as received (see there) is then inflated only to check it:
      * on_message gets data == NULL with len the inflated size. */
     int echo_only;
+    /* Client role: compressed messages are delivered as received: on_message
+     * gets their compressed payload (fragments joined, without the
+     * 00 00 ff ff tail) with rsv1 set, neither inflated nor checked (text
+     * is not validated); max_message_size applies to the compressed bytes.
+     * For owners that compare or forward compressed bytes (load
+     * generators, see eev_driver_send_compressed()). */
+    int deliver_compressed;
     /* Bytes one eev_driver_recv() call may inflate (0: 4 MiB); past it the
      * call returns early, leaving the rest of the input to the owner. */
     size_t inflate_budget;
@@ -304,6 +311,22 @@ void eev_driver_eof(eev_driver *d);
  * EEV_ERR_ARG (bad opcode, control payload > 125) or EEV_ERR_NOMEM.
  */
 int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len);
+
+/*
+ * Queues a data message (EEV_OP_TEXT or EEV_OP_BINARY) whose payload
+ * p[0..len) is already compressed, as one frame with RSV1 (RFC 7692
+ * §7.2.1). It must stand alone: raw DEFLATE from a fresh compressor (no
+ * preset history) with a window no larger than the one negotiated for our
+ * side (eev_deflate_params: server_max_window_bits in the server role,
+ * client_max_window_bits in the client role), ended with a sync flush and
+ * the final 00 00 ff ff removed. The payload is copied. It lets an owner
+ * compress a message once and send it many times, or on many connections.
+ * Our own compressor, when it keeps context, starts afresh after it, so
+ * the peer's history stays consistent.
+ * Returns as eev_driver_send(), and EEV_ERR_STATE when permessage-deflate
+ * was not negotiated.
+ */
+int eev_driver_send_compressed(eev_driver *d, eev_opcode op, const void *p, size_t len);
 
 /* Shorthands for eev_driver_send(). */
 int eev_driver_text(eev_driver *d, const char *p, size_t len);

@@ -532,11 +532,14 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
     }
     if (d->flags & F_CLOSE_SENT) /* §1.4: data after our Close is dropped */
         return d->remaining || !(d->fb0 & FRAME_FIN) ? 0 : (drop_message(d), 0);
-    if (d->msg_rsv1)
-        return take_compressed(d, p, n, whole);
-    if (d->msg_op == EEV_OP_TEXT &&
-        (d->utf8 = utf8_advance(d->utf8, p, n)) == EEV_UTF8_REJECT) /* §8.1: fail fast */
+    if (d->msg_rsv1) {
+        if (!(d->pmd->flags & PMD_RAW))
+            return take_compressed(d, p, n, whole);
+        d->pmd->zwire += (uint32_t)n; /* deliver_compressed: kept as received */
+    } else if (d->msg_op == EEV_OP_TEXT &&
+               (d->utf8 = utf8_advance(d->utf8, p, n)) == EEV_UTF8_REJECT) { /* §8.1: fail fast */
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+    }
     if (whole && (d->fb0 & FRAME_FIN) && d->msg_len == 0)
         return deliver(d, p, n); /* the common case: no copy */
     if (n && (rv = msg_append(d, p, n)) != 0)
@@ -745,6 +748,16 @@ int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
     if (d->pmd && !frame_opcode_is_control(op))
         return send_compressed(d, op, p, len);
     return queue_frame(d, FRAME_FIN | op, p, len);
+}
+
+int eev_driver_send_compressed(eev_driver *d, eev_opcode op, const void *p, size_t len)
+{
+    if (op != EEV_OP_TEXT && op != EEV_OP_BINARY)
+        return EEV_ERR_ARG;
+    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT) || !d->pmd)
+        return EEV_ERR_STATE;
+    pmd_sent_foreign(d->pmd);
+    return queue_frame(d, (uint8_t)(FRAME_FIN | FRAME_RSV1 | op), p, len);
 }
 
 int eev_driver_text(eev_driver *d, const char *p, size_t len)

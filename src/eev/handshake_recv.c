@@ -282,7 +282,7 @@ static int client_head(eev_driver *d, const char *buf, size_t len)
         return 0;
     }
     if (ext) {
-        if (!(d->pmd = pmd_new(&pp, 1)))
+        if (!(d->pmd = pmd_new(&pp, PMD_CLIENT | (d->opt->deflate.deliver_compressed ? PMD_RAW : 0))))
             return EEV_ERR_NOMEM;
         d->rsv_ok = FRAME_RSV1;
     }

@@ -33,15 +33,15 @@ static void zfree(void *op, void *p)
 
 static const uint8_t tail[4] = {0x00, 0x00, 0xff, 0xff};
 
-struct pmd *pmd_new(const struct pmd_params *p, int client)
+struct pmd *pmd_new(const struct pmd_params *p, unsigned role)
 {
     struct pmd *z = calloc(1, sizeof(*z));
 
     if (!z)
         return NULL;
     z->p = *p;
-    if (client)
-        z->flags |= PMD_CLIENT;
+    if (role & PMD_CLIENT)
+        z->flags |= (uint8_t)(role & (PMD_CLIENT | PMD_RAW));
     /* The echo may pass compressed bytes through when the client's
      * window fits ours and either its messages are self-contained or both
      * sides keep context (then only while every message is echoed). zlib
@@ -156,6 +156,14 @@ void pmd_msg_end(struct pmd *z)
     z->zsrc = NULL;
     z->zlen = z->zcap = z->zwire = 0;
     z->tail_used = 0;
+}
+
+void pmd_sent_foreign(struct pmd *z)
+{
+    if (z->def)
+        deflateReset(z->def);
+    if (!z->p.c_nct)
+        z->flags &= (uint8_t)~PMD_SYNC;
 }
 
 static size_t keep_cap(const struct pmd *z, size_t n)

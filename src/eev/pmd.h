@@ -33,6 +33,7 @@ enum {
     PMD_ECHOED = 1 << 3,  /* the open message was echoed as received */
     PMD_ZEND = 1 << 4,    /* the open message's DEFLATE stream ended (BFINAL) */
     PMD_CLIENT = 1 << 5,  /* we are the client */
+    PMD_RAW = 1 << 6,     /* client: deliver compressed messages as received */
 };
 
 struct pmd {
@@ -68,8 +69,10 @@ int pmd_check_response(const http_head *h, const eev_deflate_options *o, struct 
 
 /* ---- streams (pmd.c) ---- */
 
-/* Sets up a driver's extension state after negotiation. NULL: no memory. */
-struct pmd *pmd_new(const struct pmd_params *p, int client);
+/* Sets up a driver's extension state after negotiation; role is 0
+ * (server) or PMD_CLIENT, with PMD_RAW for deliver_compressed. NULL: no
+ * memory. */
+struct pmd *pmd_new(const struct pmd_params *p, unsigned role);
 void pmd_free(struct pmd *z);
 
 /* Inflates in[0..*in_len) (then the 00 00 ff ff tail when fin) into
@@ -87,6 +90,11 @@ void pmd_msg_end(struct pmd *z);
  * malloc'd buffer *out of *out_len bytes. Returns 0 or EEV_ERR_NOMEM. */
 int pmd_deflate(struct pmd *z, const eev_deflate_options *o, const uint8_t *p, size_t len,
                 uint8_t **out, size_t *out_len);
+
+/* A message compressed elsewhere (eev_driver_send_compressed()) went out:
+ * our own compressor starts afresh, and our stream no longer mirrors the
+ * client's. */
+void pmd_sent_foreign(struct pmd *z);
 
 /* Appends compressed bytes of the open message to z->zmsg. Returns 0 or
  * EEV_ERR_NOMEM. pmd_keep_grow() says by how much zmsg would grow. */

@@ -66,3 +66,27 @@ def bench_progress():
         err = p.stderr.decode()
         check(p.returncode == 0 and "messages:" in p.stdout.decode(), "piped run: exit %d %r" % (p.returncode, err))
         check(not re.search(r"^(warmup|measure) ", err, re.M), "progress lines went into a pipe: %r" % err)
+
+
+@test("echo-bench --precompressed: every echo verified; echo-ev passes the compressed bytes back as sent")
+def bench_precompressed():
+    import json
+    bench = echo_bench()
+    with Server("--deflate-window-bits", "10") as srv:
+        url = "ws://127.0.0.1:%d/" % srv.port
+        for extra in (["--compressible"], ["--text"]):
+            p = subprocess.run([bench, url, "-c", "4", "-s", "20000", "-i", "2", "-w", "0.2", "-d", "1", "--json",
+                                "-q", "--precompressed"] + extra, stdin=subprocess.DEVNULL, capture_output=True,
+                               timeout=40 * slow_factor())
+            out = p.stdout.decode()
+            check(p.returncode == 0, "%s: exit %d: %s %s" % (extra, p.returncode, out, p.stderr.decode()[-500:]))
+            res = json.loads(out.strip().splitlines()[-1])
+            check(res["ok"] and res["precompressed"] and res["messages"] > 0, "%s: %r" % (extra, res))
+            check(res["passthrough_echoes"] == res["deflated_echoes"] == res["received"] > 0,
+                  "%s: not every echo came back compressed as sent: %r" % (extra, res))
+    # Against a server without the extension it is an error, not a silent plain run.
+    with Server("--permessage-deflate", "off") as srv:
+        p = subprocess.run([bench, "ws://127.0.0.1:%d/" % srv.port, "-c", "2", "-w", "0", "-d", "0.5", "-q",
+                            "--precompressed"], stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=40 * slow_factor())
+        check(p.returncode != 0, "a server that declines permessage-deflate passed: %r" % p.stdout.decode())

@@ -737,6 +737,129 @@ static void test_round_trips(void)
                     }
 }
 
+/* ---- pre-compressed messages: eev_driver_send_compressed() and
+ * deflate.deliver_compressed ---- */
+
+/* Compresses p as a fresh compressor would (sync flush, tail removed);
+ * returns the length written to out. */
+static size_t deflate_test(const uint8_t *p, size_t len, int bits, uint8_t *out, size_t cap)
+{
+    z_stream s = {0};
+    deflateInit2(&s, 6, Z_DEFLATED, -bits, 8, Z_DEFAULT_STRATEGY);
+    s.next_in = (Bytef *)p;
+    s.avail_in = (uInt)len;
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    deflate(&s, Z_SYNC_FLUSH);
+    size_t n = cap - s.avail_out - 4; /* the 00 00 ff ff tail */
+    deflateEnd(&s);
+    return n;
+}
+
+static void fill_text(uint8_t *buf, size_t n, unsigned seed)
+{
+    for (size_t k = 0; k < n; k++) {
+        seed = seed * 1103515245u + 12345u;
+        buf[k] = (uint8_t)((k % 50 < 45) ? (unsigned)"pre-compressed once, sent many times "[k % 37]
+                                         : 'a' + (seed >> 16) % 26);
+    }
+}
+
+static void test_precompressed(void)
+{
+    note("pre-compressed messages: sent as given, delivered as received");
+    static uint8_t plain[3][6000], z[3][8000];
+    size_t zl[3];
+    for (int i = 0; i < 3; i++) {
+        fill_text(plain[i], sizeof(plain[i]), 7u + (unsigned)i);
+        zl[i] = deflate_test(plain[i], sizeof(plain[i]), 15, z[i], sizeof(z[i]));
+    }
+
+    /* Client (deliver_compressed) to an echo_only server, both resetting
+     * context: the echo passes the bytes through, and the client gets
+     * them back as it sent them, not inflated. */
+    tscn cs = {.opt = {.role = EEV_ROLE_CLIENT, .host = "h",
+                       .deflate = {.enable = 1, .client_no_context_takeover = 1,
+                                   .server_no_context_takeover = 1, .deliver_compressed = 1}}};
+    tscn ss = {.opt = {.role = EEV_ROLE_SERVER, .deflate = {.enable = 1, .echo_only = 1}}, .echo = 1};
+    struct pair p;
+    if (trec_start(&p.cli, &cs) != 0 || trec_start(&p.srv, &ss) != 0)
+        return;
+    pump(&p.cli, &p.srv);
+    pump(&p.srv, &p.cli);
+    ok(p.cli.n_open == 1 && eev_driver_deflate(p.cli.d, NULL), "deflate negotiated");
+    int rv = 0;
+    for (int k = 0; k < 4; k++) /* the same bytes again and again, as load generators do */
+        rv |= eev_driver_send_compressed(p.cli.d, EEV_OP_TEXT, z[k & 1], zl[k & 1]);
+    pump(&p.cli, &p.srv);
+    pump(&p.srv, &p.cli);
+    sbuf want = {0};
+    for (int k = 0; k < 4; k++)
+        sb_put(&want, z[k & 1], zl[k & 1]);
+    ok(rv == 0 && p.cli.n_message == 4 && p.srv.n_error == 0 && p.cli.n_error == 0 &&
+           p.cli.msgs.len == want.len && memcmp(p.cli.msgs.p, want.p, want.len) == 0,
+       "4 pre-compressed text messages echoed and delivered compressed, byte for byte (%d messages, %zu bytes)",
+       p.cli.n_message, p.cli.msgs.len);
+    ok(strstr((const char *)p.cli.log.p, "rsv1=1") != NULL, "... with rsv1 set");
+    ok(eev_driver_send_compressed(p.cli.d, EEV_OP_PING, z[0], 3) == EEV_ERR_ARG,
+       "a control opcode is refused (EEV_ERR_ARG)");
+    trec_end(&p.cli);
+    trec_end(&p.srv);
+    sb_free(&want);
+
+    /* deliver_compressed: fragments joined, the compressed text not
+     * validated as UTF-8 (RFC 7692 §7.2.3.1's fragmented "Hello"). */
+    tscn c2 = cli_deflate("permessage-deflate");
+    c2.opt.deflate.deliver_compressed = 1;
+    tmsg("client deliver_compressed: a fragmented compressed message joined, not inflated", &c2, s_hello_frag,
+         sizeof(s_hello_frag), 1, "\xf2\x48\xcd\xc9\xc9\x07\x00", 7);
+
+    /* Without a negotiated extension there is nothing to send it with. */
+    tscn c3 = {.opt = {.role = EEV_ROLE_CLIENT, .host = "h"}};
+    trec r;
+    if (topen_client(&r, &c3) == 0) {
+        ok(eev_driver_send_compressed(r.d, EEV_OP_BINARY, z[0], zl[0]) == EEV_ERR_STATE,
+           "without permessage-deflate: EEV_ERR_STATE");
+        trec_end(&r);
+    }
+
+    /* A client that keeps context: its own compressor restarts after a
+     * pre-compressed message, so the server inflates every message right
+     * (the third repeats the first: a back-reference across the second
+     * would be off by its length). Both roles send them. */
+    for (int role = 0; role < 2; role++) {
+        tscn ca = {.opt = {.role = EEV_ROLE_CLIENT, .host = "h", .deflate = {.enable = 1}}};
+        tscn sa = {.opt = {.role = EEV_ROLE_SERVER, .deflate = {.enable = 1, .client_max_window_bits = 15,
+                                                                .server_max_window_bits = 15}}};
+        if (trec_start(&p.cli, &ca) != 0 || trec_start(&p.srv, &sa) != 0)
+            return;
+        pump(&p.cli, &p.srv);
+        pump(&p.srv, &p.cli);
+        trec *from = role ? &p.srv : &p.cli, *to = role ? &p.cli : &p.srv;
+        eev_deflate_params dp;
+        eev_driver_deflate(from->d, &dp);
+        rv = eev_driver_send(from->d, EEV_OP_BINARY, plain[0], sizeof(plain[0]));
+        rv |= eev_driver_send_compressed(from->d, EEV_OP_BINARY, z[1], zl[1]);
+        rv |= eev_driver_send(from->d, EEV_OP_BINARY, plain[0], sizeof(plain[0]));
+        rv |= eev_driver_send_compressed(from->d, EEV_OP_BINARY, z[2], zl[2]);
+        rv |= eev_driver_send(from->d, EEV_OP_BINARY, plain[1], sizeof(plain[1]));
+        pump(from, to);
+        sbuf w = {0};
+        sb_put(&w, plain[0], sizeof(plain[0]));
+        sb_put(&w, plain[1], sizeof(plain[1]));
+        sb_put(&w, plain[0], sizeof(plain[0]));
+        sb_put(&w, plain[2], sizeof(plain[2]));
+        sb_put(&w, plain[1], sizeof(plain[1]));
+        ok(rv == 0 && !dp.server_no_context_takeover && !dp.client_no_context_takeover && to->n_message == 5 &&
+               to->n_error == 0 && to->msgs.len == w.len && memcmp(to->msgs.p, w.p, w.len) == 0,
+           "%s keeping context, pre-compressed messages between its own: all 5 inflate right (%d messages, "
+           "error %d)", role ? "server" : "client", to->n_message, to->error_code);
+        sb_free(&w);
+        trec_end(&p.cli);
+        trec_end(&p.srv);
+    }
+}
+
 int main(void)
 {
     test_negotiation();
@@ -747,5 +870,6 @@ int main(void)
     test_budget();
     test_mem_budget();
     test_round_trips();
+    test_precompressed();
     return done_testing();
 }

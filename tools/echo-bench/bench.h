@@ -14,6 +14,7 @@
  *   hold.c     hold mode, forked over workers above HOLD_PER_PROCESS
  *   tls.c      wss://: the OpenSSL client context and TLS read/write
  *   hist.c     the latency histogram; payload.h the message payloads
+ *   precomp.c  --precompressed: payloads compressed once, echoes checked
  */
 #ifndef ECHO_BENCH_BENCH_H
 #define ECHO_BENCH_BENCH_H
@@ -70,6 +71,7 @@ typedef struct conn {
     uint8_t eof;       /* read returned 0 or failed */
     uint8_t evmask;    /* events the io watcher is started with, or 0 */
     uint8_t tls_want;  /* TLSW_*: OpenSSL waits for the socket to be writable */
+    uint8_t zbits;     /* --precompressed: our negotiated window bits */
     uint64_t t_connect; /* ns: connect() started (handshake latency) */
     /* Outstanding echoes are seqs [ack_seq, next_seq); ring[seq & ring_mask]
      * is the send time (intended, in open loop) of seq. */
@@ -96,6 +98,7 @@ struct bench {
     int text;
     int deflate;      /* --deflate: offer permessage-deflate, verify echoes through it */
     int compressible; /* --compressible: payloads of dictionary words */
+    int precompressed; /* --precompressed: send payloads compressed once (precomp.c) */
     uint32_t inflight;
     double duration;
     int duration_given; /* -d was given (hold mode: otherwise hold forever) */
@@ -153,6 +156,7 @@ struct bench {
     uint64_t backlog; /* open loop: intended sends never made */
     uint64_t outstanding;
     uint64_t deflated_echoes; /* --deflate: echoes that came compressed */
+    uint64_t passthrough_echoes; /* --precompressed: ... byte for byte as sent */
     uint64_t short_count; /* --messages: echoes missing when time ran out */
 };
 
@@ -182,6 +186,12 @@ int tls_conn_start(conn *c);
 void tls_conn_end(conn *c);
 ssize_t tls_read(conn *c, void *buf, size_t len);
 ssize_t tls_writev(conn *c, const struct iovec *iov, int cnt);
+
+/* precomp.c (--precompressed) */
+int precomp_open(conn *c); /* on open: the payloads for c's window; -1: unusable */
+int precomp_send(conn *c, uint64_t seq);
+int precomp_echo_ok(const conn *c, const eev_message_arg *m, uint64_t seq);
+void precomp_free(void);
 
 /* load.c */
 int load_init(void); /* open loop: the schedule heap and its timerfd */

@@ -81,15 +81,25 @@ void conn_finish(conn *c, int failed, const char *why, int err)
 static void on_open(eev_driver *d, void *ud)
 {
     conn *c = ud;
+    int unusable = 0; /* --precompressed cannot send on it: close it */
     if (g.deflate && !eev_driver_deflate(d, NULL)) {
         g.conn_errors++;
+        unusable = g.precompressed;
         if (!g.quiet && g.conn_errors <= 10)
             fprintf(stderr, "echo-bench: connection %u: the server declined permessage-deflate\n", c->id);
+    } else if (g.precompressed && g.mode == MODE_ECHO && precomp_open(c) < 0) {
+        g.conn_errors++;
+        unusable = 1;
     }
     c->state = C_OPEN;
     g.pending--;
     g.up++;
     connect_more();
+    if (unusable && g.mode == MODE_ECHO) {
+        if (eev_driver_close(d, EEV_CLOSE_NORMAL, NULL, 0) == 0)
+            c->state = C_CLOSING;
+        return;
+    }
     if (g.mode == MODE_CONNECT_RATE && g.phase == PH_RUN) {
         uint64_t t = now_ns();
         if (c->t_connect >= g.t_measure && c->t_connect < g.t_end) {
@@ -284,6 +294,11 @@ void client_init(void)
     if (g.deflate) {
         g.opt.deflate.enable = 1;
         g.opt.deflate.level = 1; /* the load generator's own cost, kept low */
+    }
+    if (g.precompressed) { /* see precomp.c */
+        g.opt.deflate.client_no_context_takeover = 1;
+        g.opt.deflate.server_no_context_takeover = 1;
+        g.opt.deflate.deliver_compressed = 1;
     }
     if (g.size > 64ull << 20)
         g.opt.max_message_size = g.size;

@@ -78,5 +78,6 @@ int main(int argc, char **argv)
         report_json();
     else
         report_human();
+    precomp_free();
     return has_errors() ? 1 : 0;
 }

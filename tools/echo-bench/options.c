@@ -35,6 +35,10 @@ static void usage(FILE *f)
             "                          compressed (zlib level 1), echoes are inflated and\n"
             "                          verified; a server that declines is an error\n"
             "      --compressible      payloads of words (compress ~3:1) instead of random\n"
+            "      --precompressed     --deflate, but 16 payloads are compressed once, at\n"
+            "                          start, and sent as they are (no zlib per message;\n"
+            "                          both sides asked for no context takeover); an echo\n"
+            "                          that comes back byte for byte is not inflated\n"
             "  -i, --inflight N        messages in flight per connection, closed loop\n"
             "                          (default 1)\n"
             "  -r, --rate MSGS_PER_S   open loop: send at this total rate, spread evenly\n"
@@ -245,6 +249,7 @@ void options_parse(int argc, char **argv)
         OPT_TLS_RESUME,
         OPT_DEFLATE,
         OPT_COMPRESSIBLE,
+        OPT_PRECOMPRESSED,
     };
     static const struct option longopts[] = {
         {"connections", required_argument, NULL, 'c'},
@@ -263,6 +268,7 @@ void options_parse(int argc, char **argv)
         {"connect-concurrency", required_argument, NULL, OPT_CONC},
         {"deflate", no_argument, NULL, OPT_DEFLATE},
         {"compressible", no_argument, NULL, OPT_COMPRESSIBLE},
+        {"precompressed", no_argument, NULL, OPT_PRECOMPRESSED},
         {"quiet", no_argument, NULL, 'q'},
         {"insecure", no_argument, NULL, OPT_INSECURE},
         {"cafile", required_argument, NULL, OPT_CAFILE},
@@ -305,6 +311,9 @@ void options_parse(int argc, char **argv)
             break;
         case OPT_COMPRESSIBLE:
             g.compressible = 1;
+            break;
+        case OPT_PRECOMPRESSED:
+            g.precompressed = g.deflate = 1;
             break;
         case 'i': {
             uint64_t v = parse_u64(optarg, "inflight", 0);

@@ -52,6 +52,9 @@ void report_human(void)
         if (g.deflate)
             printf("deflate:    permessage-deflate on every connection, %" PRIu64 " of %" PRIu64
                    " echoes came compressed\n", g.deflated_echoes, g.received);
+        if (g.precompressed)
+            printf("            (pre-compressed payloads; %" PRIu64 " echoes came back byte for byte as sent)\n",
+                   g.passthrough_echoes);
         printf("sent:       %" PRIu64 " total, %" PRIu64 " echoes received", g.sent, g.received);
         if (g.rate > 0)
             printf(", %" PRIu64 " intended sends not made (backlog)", g.backlog);
@@ -100,6 +103,8 @@ void report_json(void)
         printf(",\"deflate\":true,\"deflated_echoes\":%" PRIu64, g.deflated_echoes);
     if (g.compressible)
         printf(",\"compressible\":true");
+    if (g.precompressed)
+        printf(",\"precompressed\":true,\"passthrough_echoes\":%" PRIu64, g.passthrough_echoes);
     if (g.mode == MODE_ECHO)
         printf(",\"messages\":%" PRIu64 ",\"msgs_per_s\":%.3f,\"mb_per_s\":%.6f,\"sent\":%" PRIu64
                ",\"received\":%" PRIu64 ",\"backlog\":%" PRIu64,
