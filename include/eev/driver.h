@@ -367,6 +367,20 @@ int eev_driver_out_settle(eev_driver *d);
 int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len);
 
 /*
+ * Fails the connection at once, for an owner that must take its memory
+ * back (a global memory budget): drops the message being received and
+ * every queued frame not yet begun, queues a Close with code (required)
+ * and reason (UTF-8, at most 123 bytes), and stops reading; on_close
+ * follows (code_received 1006), on_error does not (the owner decided).
+ * A frame already partly written stays ahead of the Close, since cutting
+ * it would corrupt the stream: eev_driver_mem() says what is still held.
+ * Works while OPEN or CLOSING; call it outside this driver's callbacks.
+ * Returns 0, EEV_ERR_STATE, EEV_ERR_ARG or EEV_ERR_NOMEM (the Close could
+ * not be queued; the rest is done).
+ */
+int eev_driver_fail(eev_driver *d, uint16_t code, const char *reason, size_t reason_len);
+
+/*
  * Server role, from inside on_request: answers the request with an HTTP
  * response instead of an upgrade. extra_headers are complete header lines
  * ("Content-Type: text/html\r\n"), may be NULL. The body is copied.

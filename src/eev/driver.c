@@ -839,6 +839,25 @@ int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t re
     return rv;
 }
 
+int eev_driver_fail(eev_driver *d, uint16_t code, const char *reason, size_t reason_len)
+{
+    if (d->state != EEV_STATE_OPEN && d->state != EEV_STATE_CLOSING)
+        return EEV_ERR_STATE;
+    if (!eev_close_code_valid(code) || reason_len > FRAME_MAX_CONTROL - 2 ||
+        utf8_advance(EEV_UTF8_ACCEPT, (const uint8_t *)reason, reason_len) != EEV_UTF8_ACCEPT)
+        return EEV_ERR_ARG;
+    drop_message(d);
+    /* Our Close, when sent already, is the last frame: queued again if it
+     * was among the frames dropped. */
+    int rv = 0;
+    if (outq_drop_unsent(&d->oq) || !(d->flags & F_CLOSE_SENT))
+        rv = queue_close(d, code, reason, reason_len);
+    d->flags |= F_FAILED;
+    d->state = EEV_STATE_CLOSED;
+    report_close(d, EEV_CLOSE_ABNORMAL, 0, NULL, 0);
+    return rv;
+}
+
 int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
 {
     if (d->oq.view && !d->oq.head && iovmax > 0) { /* echoes in place, and nothing else */

@@ -27,6 +27,7 @@ struct outq_chunk {
     size_t ext_len;
     uint8_t hdr_len; /* external chunks: bytes used in data[] as header */
     uint8_t borrowed; /* ext is a view, not ours to free */
+    uint8_t begun;   /* inline: may start mid-frame (the rest of a view) */
     uint8_t data[];  /* inline bytes, or the external chunk's header */
 };
 
@@ -59,6 +60,7 @@ uint8_t *outq_reserve(outq *q, size_t n)
         c->ext_len = 0;
         c->hdr_len = 0;
         c->borrowed = 0;
+        c->begun = 0;
         chunk_link(q, c);
     }
     uint8_t *p = c->data + c->len;
@@ -82,6 +84,7 @@ static int push_ext(outq *q, const uint8_t *hdr, size_t hdr_len, uint8_t *payloa
     c->ext = payload;
     c->ext_len = len;
     c->borrowed = (uint8_t)borrowed;
+    c->begun = 0;
     chunk_link(q, c);
     q->len += c->len;
     return 0;
@@ -111,6 +114,7 @@ int outq_settle(outq *q)
         c->ext_len = 0;
         c->hdr_len = 0;
         c->borrowed = 0;
+        c->begun = 1; /* part of the view may have gone already */
         c->next = q->head;
         q->head = c;
         if (!q->tail)
@@ -201,6 +205,29 @@ void outq_consume(outq *q, size_t n)
             q->tail = NULL;
         chunk_free(c);
     }
+}
+
+int outq_drop_unsent(outq *q)
+{
+    outq_chunk *keep = NULL, *c = q->head;
+
+    /* Frames never straddle chunks, except the head's first one. The view
+     * (whole frames, maybe partly written) goes first and stays. */
+    if (!q->view && c && (c->off > 0 || c->begun)) {
+        keep = c;
+        c = c->next;
+    }
+    int dropped = c != NULL;
+    while (c) {
+        outq_chunk *next = c->next;
+        q->len -= c->len - c->off;
+        chunk_free(c);
+        c = next;
+    }
+    q->head = q->tail = keep;
+    if (keep)
+        keep->next = NULL;
+    return dropped;
 }
 
 void outq_free(outq *q)

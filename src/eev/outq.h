@@ -88,6 +88,10 @@ int outq_settle(outq *q);
 
 int outq_iov(const outq *q, struct iovec *iov, int iovmax);
 void outq_consume(outq *q, size_t n);
+/* Drops every frame not yet begun, keeping a frame partly written (the
+ * rest of the head chunk, or the view): cutting it would corrupt the
+ * stream. Returns non-zero when the last frame queued was dropped. */
+int outq_drop_unsent(outq *q);
 void outq_free(outq *q);
 
 #endif

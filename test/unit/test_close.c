@@ -202,6 +202,139 @@ static void test_close_initiated(void)
     sb_free(&in);
 }
 
+/* Takes n bytes of output as a transport would, recording them. */
+static void take_out(trec *r, size_t n)
+{
+    struct iovec iov[8];
+    int cnt = eev_driver_out_iov(r->d, iov, 8);
+
+    for (int i = 0; i < cnt && n > 0; i++) {
+        size_t k = iov[i].iov_len < n ? iov[i].iov_len : n;
+        sb_put(&r->out, iov[i].iov_base, k);
+        eev_driver_out_consume(r->d, k);
+        n -= k;
+    }
+}
+
+/* The frames in r->out, as "op:len" words. */
+static const char *frames_of(const trec *r, char *buf, size_t cap)
+{
+    size_t at = 0, used = 0;
+    tfr f;
+
+    buf[0] = 0;
+    while (at < r->out.len) {
+        size_t n = tfr_parse(r->out.p + at, r->out.len - at, &f);
+        if (!n) {
+            snprintf(buf + used, cap - used, "partial");
+            break;
+        }
+        used += (size_t)snprintf(buf + used, cap - used, "%s%x:%llu", used ? " " : "", f.op,
+                                 (unsigned long long)f.len);
+        tfr_free(&f);
+        at += n;
+        if (used >= cap)
+            break;
+    }
+    return buf;
+}
+
+static void test_fail(void)
+{
+    static uint8_t big[60000];
+    sbuf in = {0};
+    char fr[256];
+    trec r;
+
+    note("eev_driver_fail: the owner takes the memory back");
+    if (trec_start(&r, &tsrv) == 0) {
+        /* Half of a 1 MiB message: its buffer is held. */
+        sb_frame_header(&in, 0x82, 1, 1 << 20);
+        sb_put(&in, big, sizeof(big));
+        tfeed(&r, in.p, in.len);
+        ok(eev_driver_mem(r.d) >= sizeof(big), "half a message held: %zu bytes", eev_driver_mem(r.d));
+        ok(eev_driver_fail(r.d, 1013, "try again later", 15) == 0, "fail 1013");
+        ok(eev_driver_mem(r.d) == 19 && eev_driver_out_len(r.d) == 19, "only the Close is held (%zu bytes)",
+           eev_driver_mem(r.d));
+        tdrain(&r);
+        ok(tclose_code(&r) == 1013 && tfr_count(&r.out) == 1 && memcmp(r.out.p + 4, "try again later", 15) == 0,
+           "Close 1013 'try again later' sent (%s)", frames_of(&r, fr, sizeof(fr)));
+        ok(r.n_close == 1 && r.n_error == 0 && r.close.code_sent == 1013 && r.close.code_received == 1006 &&
+               !r.close.clean,
+           "on_close once (sent %u, received %u), no on_error", r.close.code_sent, r.close.code_received);
+        ok(eev_driver_finished(r.d) && !eev_driver_want_read(r.d) && eev_driver_state(r.d) == EEV_STATE_CLOSED,
+           "finished, not reading");
+        sb_reset(&in);
+        sb_put(&in, big, sizeof(big));
+        sb_frame(&in, 0x81, 1, "late", 4);
+        tfeed(&r, in.p, in.len);
+        ok(r.n_message == 0 && r.n_close == 1 && eev_driver_mem(r.d) == 0, "later input ignored, nothing held");
+        ok(eev_driver_fail(r.d, 1013, NULL, 0) == EEV_ERR_STATE, "fail again: EEV_ERR_STATE");
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        /* Three frames queued; the transport took 10 bytes of the first:
+         * its rest must still go, the others never begun are dropped. */
+        eev_driver_binary(r.d, big, sizeof(big));
+        eev_driver_binary(r.d, big, sizeof(big));
+        eev_driver_text(r.d, "small", 5);
+        take_out(&r, 10);
+        ok(eev_driver_fail(r.d, 1013, "", 0) == 0, "fail with a frame partly written");
+        ok(eev_driver_out_len(r.d) == sizeof(big) + 4 - 10 + 4, "the frame's rest and the Close stay (%zu)",
+           eev_driver_out_len(r.d));
+        tdrain(&r);
+        ok(strcmp(frames_of(&r, fr, sizeof(fr)), "2:60000 8:2") == 0 && tclose_code(&r) == 1013,
+           "the stream stays valid: the begun frame, then Close 1013 (%s)", fr);
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        eev_driver_binary(r.d, big, sizeof(big));
+        eev_driver_text(r.d, "small", 5);
+        ok(eev_driver_fail(r.d, 1011, "x", 1) == 0 && eev_driver_out_len(r.d) == 5, "nothing begun: all dropped");
+        tdrain(&r);
+        ok(strcmp(frames_of(&r, fr, sizeof(fr)), "8:3") == 0 && tclose_code(&r) == 1011, "only Close 1011 (%s)", fr);
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        /* CLOSING: our Close sat behind unsent data; it is queued again. */
+        eev_driver_binary(r.d, big, sizeof(big));
+        eev_driver_close(r.d, 1000, "bye", 3);
+        ok(eev_driver_fail(r.d, 1013, "", 0) == 0, "fail while CLOSING");
+        tdrain(&r);
+        ok(strcmp(frames_of(&r, fr, sizeof(fr)), "8:2") == 0 && tclose_code(&r) == 1013 && r.close.code_sent == 1013,
+           "one Close, 1013 (%s)", fr);
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        /* CLOSING with the Close already written: none is added. */
+        eev_driver_close(r.d, 1000, "bye", 3);
+        tdrain(&r);
+        ok(eev_driver_fail(r.d, 1013, "", 0) == 0 && eev_driver_out_len(r.d) == 0 && r.n_close == 1 &&
+               r.close.code_sent == 1000,
+           "fail after our Close went out: nothing queued, on_close sent 1000");
+    }
+    trec_end(&r);
+
+    if (trec_start(&r, &tsrv) == 0) {
+        ok(eev_driver_fail(r.d, 1005, "", 0) == EEV_ERR_ARG && eev_driver_fail(r.d, 0, "", 0) == EEV_ERR_ARG,
+           "codes 1005 and 0: EEV_ERR_ARG");
+        ok(eev_driver_fail(r.d, 1013, "\xff", 1) == EEV_ERR_ARG, "reason not UTF-8: EEV_ERR_ARG");
+        ok(eev_driver_state(r.d) == EEV_STATE_OPEN, "still open after bad arguments");
+    }
+    trec_end(&r);
+
+    eev_driver *d;
+    if (eev_driver_new(&d, NULL, NULL, NULL) == 0) {
+        ok(eev_driver_fail(d, 1013, "", 0) == EEV_ERR_STATE, "before the handshake: EEV_ERR_STATE");
+        eev_driver_del(d);
+    }
+    sb_free(&in);
+}
+
 /* eev_driver_status() says what the single queries say, in every state. */
 static int status_agrees(eev_driver *d)
 {
@@ -259,5 +392,6 @@ int main(void)
     test_close_code_valid();
     test_close_received();
     test_close_initiated();
+    test_fail();
     return done_testing();
 }
