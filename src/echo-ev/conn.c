@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "log.h"
 #include "page.h"
 #include "server.h"
@@ -288,6 +289,8 @@ static void proceed_with(struct server *srv, struct conn *c, eev_status st)
             c->flags |= C_PAUSED;
             srv->m.backpressure_pauses++;
             conn_list_add(srv, c, L_PAUSED);
+            if (c->mem > BUDGET_SMALL)
+                budget_watch(srv, c); /* a queue worth evicting */
             log_debug("#%u paused with %zu bytes queued", c->id, queued);
         } else if ((c->flags & C_PAUSED) && queued < srv->cfg->low_water && (!over || queued == 0) && !c->held) {
             c->flags &= (uint8_t)~C_PAUSED;
@@ -713,18 +716,48 @@ static int on_request(eev_driver *d, const eev_request_arg *req, void *ud)
     return rv;
 }
 
+/* Closes v with 1013 to take its memory back: its half-received message
+ * and unsent output are dropped at once. A peer owed the rest of a large
+ * frame already begun is not reading: it is cut instead. */
+static void evict(struct server *srv, struct conn *v)
+{
+    eev_driver *d = conn_driver(v);
+    char why[64];
+
+    srv->m.mem_evictions++;
+    snprintf(why, sizeof(why), "memory budget: largest holder (%zu bytes)", v->mem);
+    log_conn(v, LOG_INFO, "evicted", EEV_CLOSE_TRY_AGAIN, why);
+    if (eev_driver_fail(d, EEV_CLOSE_TRY_AGAIN, "memory budget exceeded", 22) == 0 && flush(v) == 0 &&
+        eev_driver_mem(d) <= BUDGET_SMALL) {
+        proceed(srv, v);
+        return;
+    }
+    eev_driver_eof(d);
+    conn_destroy(srv, v);
+}
+
 /* --max-memory: a message buffer may grow while the total stays within
- * the budget. Past it, messages larger than MEM_SMALL are refused with 1013
- * "try again later" (smaller ones still pass, so ordinary traffic goes on). */
-#define MEM_SMALL 65536
+ * the budget. Past it, room is made by evicting larger holders (budget.c);
+ * when none is larger, the growth of a message beyond BUDGET_SMALL is
+ * refused with 1013 "try again later" (smaller ones still pass, so
+ * ordinary traffic goes on). */
 static int on_mem_grow(eev_driver *d, size_t grow, void *ud)
 {
     struct conn *c = ud;
     struct server *srv = srv_of(c);
     size_t now = held_mem(c);
     size_t msg = now - eev_driver_out_len(d) - c->held_len + grow; /* its buffer after growing */
+    uint64_t max = srv->cfg->max_memory;
 
-    if (srv->mem - c->mem + now + grow <= srv->cfg->max_memory || msg <= MEM_SMALL)
+    if (now + grow > BUDGET_SMALL)
+        budget_watch(srv, c);
+    if (srv->mem - c->mem + now + grow <= max || msg <= BUDGET_SMALL)
+        return 0;
+    struct conn *v[BUDGET_EVICT_MAX];
+    int n = budget_pick(srv, c, now + grow, srv->mem - c->mem + now + grow - max, v, BUDGET_EVICT_MAX);
+    for (int i = 0; i < n; i++)
+        evict(srv, v[i]);
+    if (n && srv->mem - c->mem + now + grow <= max)
         return 0;
     srv->m.mem_refusals++;
     return EEV_CLOSE_TRY_AGAIN;

@@ -52,6 +52,7 @@ struct conn {
     uint8_t list;             /* enum conn_list_id */
     uint8_t flags;            /* C_* */
     uint8_t addr[16];         /* peer address, IPv4 as v4-mapped IPv6 */
+    uint8_t watched;          /* in srv->holders (budget.c) */
     _Alignas(8) unsigned char drv[]; /* eev_driver, eev_driver_size() bytes */
 };
 

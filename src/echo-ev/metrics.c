@@ -177,6 +177,9 @@ char *metrics_render(const struct metrics *m, const struct metrics_gauges *g, si
     gauge(&o, "echo_ev_memory_limit_bytes", "The --max-memory budget.", (double)g->mem_limit);
     counter(&o, "echo_ev_memory_refusals_total",
             "Messages refused with 1013 because --max-memory was reached.", m->mem_refusals);
+    counter(&o, "echo_ev_memory_evictions_total",
+            "Connections closed with 1013 to make room under --max-memory (the largest holders first).",
+            m->mem_evictions);
     counter(&o, "echo_ev_log_lines_dropped_total",
             "Log lines dropped because stderr was not taking them fast enough.", g->log_dropped);
     counter(&o, "echo_ev_http_requests_total", "HTTP requests parsed (upgrades included).",

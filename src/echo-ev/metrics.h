@@ -32,6 +32,7 @@ struct metrics {
     uint64_t bytes_in, bytes_out; /* message payload bytes */
     uint64_t backpressure_pauses;
     uint64_t mem_refusals; /* messages refused (1013) by --max-memory */
+    uint64_t mem_evictions; /* connections closed (1013) to make room under it */
     uint64_t deflate_bytes_compressed; /* compressed messages received: as sent */
     uint64_t deflate_bytes_inflated;   /* ... and inflated */
     uint64_t deflate_conns;            /* open connections that negotiated it */

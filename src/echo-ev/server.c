@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "addr.h"
+#include "budget.h"
 #include "conn.h"
 #include "log.h"
 #include "sd.h"
@@ -684,6 +685,7 @@ void server_free(struct server *srv)
     free(srv->rbuf);
     srv->rbuf = NULL;
     pool_destroy(&srv->conn_pool);
+    budget_free(srv);
     tls_server_del(srv->tls);
     srv->tls = NULL;
     eev_deflate_shared_free(srv->opt.deflate.shared);

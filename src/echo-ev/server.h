@@ -22,6 +22,7 @@
 #include "pool.h"
 
 struct conn;
+struct holder;
 struct tls_server;
 
 /*
@@ -69,6 +70,8 @@ struct server {
     const char *req_path;     /* the upgrade request's path, from on_request to on_open */
     size_t req_path_len;
     uint64_t mem;             /* sum of the connections' c->mem (--max-memory) */
+    struct holder *holders;   /* eviction candidates past --max-memory (budget.c) */
+    uint32_t nholders, holders_cap;
     long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
     double t0;       /* ev_now() at start: origin of conn timestamps */

@@ -238,8 +238,9 @@ def memory_budget():
         m = metrics(srv.port)
         held, limit = m.get("echo_ev_memory_bytes", -1), m.get("echo_ev_memory_limit_bytes", -1)
         refused = m.get("echo_ev_memory_refusals_total", 0)
-        print("# 100 x unfinished 1 MiB: RSS +%d KiB, memory_bytes %d of %d, %d refused"
-              % (rss - base, held, limit, refused))
+        evicted = m.get("echo_ev_memory_evictions_total", 0)
+        print("# 100 x unfinished 1 MiB: RSS +%d KiB, memory_bytes %d of %d, %d refused, %d evicted"
+              % (rss - base, held, limit, refused, evicted))
         check(limit == 20 << 20, "echo_ev_memory_limit_bytes %r" % limit)
         # the formula: a growth past the budget is refused unless the buffer stays <= 64 KiB
         check(0 < held <= limit + 100 * 65536, "echo_ev_memory_bytes %r over the budget" % held)
@@ -252,7 +253,8 @@ def memory_budget():
             except (socket.timeout, TestFailure):
                 pass
         check(len(codes) >= 70 and set(codes) == {1013}, "%d refused, codes %r" % (len(codes), sorted(set(codes))))
-        check(refused == len(codes), "echo_ev_memory_refusals_total %r, %d clients got 1013" % (refused, len(codes)))
+        check(refused + evicted == len(codes), "echo_ev_memory_refusals_total %r + echo_ev_memory_evictions_total %r, "
+              "%d clients got 1013" % (refused, evicted, len(codes)))
         assert_served(srv.port)
         for h in hogs:
             h.close()
@@ -265,6 +267,54 @@ def memory_budget():
         op, got = c.recv_message(10 * slow_factor())
         check(op == 0x2 and got == big, "900 KiB echo after the holders left")
         c.close()
+        assert_served(srv.port)
+
+
+@test("--max-memory: a budget full of half-sent messages evicts the largest holder (1013), not the new large message",
+      timeout=120)
+def memory_evicts_largest():
+    sizes = [1536 << 10, 2560 << 10, 2 << 20]  # A, B (the largest, not the oldest), C: 6 MiB
+    with Server("--max-memory", "6200K", "--max-message-size", "4M") as srv:
+        holders, total = [], 0
+        for size in sizes:
+            holders.append(unfinished_message(srv.port, size))
+            total += size
+            ok = poll(lambda: metrics(srv.port).get("echo_ev_memory_bytes", 0) >= total - 8, 10 * slow_factor())
+            check(ok, "the server did not take the half-sent messages (memory_bytes %r, want %d)"
+                  % (metrics(srv.port).get("echo_ev_memory_bytes"), total))
+        a, b, c = holders
+        # A new client's 1 MiB message: today's code refused it (1013).
+        msg = os.urandom(1 << 20)
+        w = RawWS.open(srv.port)
+        w.send(0x2, msg)
+        op, got = w.recv_message(10 * slow_factor())
+        check(op == 0x2 and got == msg, "1 MiB message under a full budget: got %r" % ((op, got if op == "close" else len(got)),))
+        w.close()
+        code, reason = b.expect_close(5 * slow_factor())
+        check(code == 1013, "the largest holder got Close %d %r (want 1013)" % (code, reason))
+        srv.wait_log(r"evicted.*largest holder")
+        m = metrics(srv.port)
+        check(m.get("echo_ev_memory_evictions_total") == 1 and m.get("echo_ev_memory_refusals_total") == 0,
+              "evictions %r, refusals %r (want 1, 0)"
+              % (m.get("echo_ev_memory_evictions_total"), m.get("echo_ev_memory_refusals_total")))
+        check(m.get("echo_ev_memory_bytes", -1) <= total - sizes[1] + 4096,
+              "the evicted holder's buffer is still counted: memory_bytes %r" % m.get("echo_ev_memory_bytes"))
+        # A grower larger than every holder is the one refused, as before.
+        big = unfinished_message(srv.port, 3 << 20)
+        code, _ = big.expect_close(10 * slow_factor())
+        check(code == 1013, "a 3 MiB message, larger than any holder, got Close %d (want 1013)" % code)
+        m = metrics(srv.port)
+        check(m.get("echo_ev_memory_evictions_total") == 1 and m.get("echo_ev_memory_refusals_total") == 1,
+              "evictions %r, refusals %r (want 1, 1)"
+              % (m.get("echo_ev_memory_evictions_total"), m.get("echo_ev_memory_refusals_total")))
+        big.close()
+        # The smaller holders were left alone: their messages complete.
+        for h, size in ((a, sizes[0]), (c, sizes[2])):
+            h.sendall(b"\x00")
+            op, got = h.recv_message(10 * slow_factor())
+            check(op == 0x2 and got == bytes(size), "holder of %d bytes: echo %r" % (size, op))
+            h.close()
+        b.close()
         assert_served(srv.port)
 
 
