@@ -178,6 +178,58 @@ static void run_inplace(size_t first_take)
     sb_free(&hs);
 }
 
+/* eev_driver_fail() after a settle that left the rest of a partly
+ * written run of echoes: that frame is finished before the Close, so the
+ * stream stays valid wherever the transport stopped. */
+static void fail_after_settle(size_t first_take)
+{
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = 1};
+    eev_driver *d;
+    sbuf in = {0}, out = {0};
+    uint8_t big[5000];
+    int inside = 0;
+    size_t at = 0, frames = 0;
+    int last_op = -1, last_code = -1, whole = 1;
+    tfr f;
+
+    memset(big, 'b', sizeof(big));
+    sb_put(&in, upgrade, sizeof(upgrade) - 1);
+    if (eev_driver_new(&d, &cb, &opt, NULL) != 0)
+        return;
+    eev_driver_recv(d, in.p, in.len);
+    take(d, &out, (size_t)-1, NULL, NULL, &inside); /* the 101 */
+    sb_reset(&out);
+    sb_reset(&in);
+    sb_frame(&in, 0x82, 1, big, sizeof(big));
+    sb_frame(&in, 0x81, 1, "tiny", 4);
+    sb_frame(&in, 0x82, 1, big, sizeof(big));
+    eev_driver_recv(d, in.p, in.len);
+    take(d, &out, first_take, NULL, NULL, &inside);
+    eev_driver_out_settle(d);
+    memset(in.p, 0xEE, in.len);
+    ok(eev_driver_fail(d, 1013, "", 0) == 0, "fail after %zu bytes and a settle", first_take);
+    take(d, &out, (size_t)-1, NULL, NULL, &inside);
+    while (at < out.len) {
+        size_t n = tfr_parse(out.p + at, out.len - at, &f);
+        if (!n) {
+            whole = 0;
+            break;
+        }
+        frames++;
+        last_op = f.op;
+        last_code = f.len >= 2 ? f.data[0] << 8 | f.data[1] : -1;
+        whole &= f.op == 8 || f.len == sizeof(big) || f.len == 4;
+        tfr_free(&f);
+        at += n;
+    }
+    ok(whole && frames >= 2 && last_op == 8 && last_code == 1013,
+       "after %zu bytes: %zu whole frames, the last Close 1013 (op %d, code %d)", first_take, frames, last_op,
+       last_code);
+    eev_driver_del(d);
+    sb_free(&in);
+    sb_free(&out);
+}
+
 int main(void)
 {
     /* Partial first writes: inside the 101, inside the first echo's
@@ -190,5 +242,8 @@ int main(void)
     size_t inplace_takes[] = {0, 1, 17, 18, 30, 40, 1000, 3055, 3100, (size_t)-1};
     for (size_t i = 0; i < sizeof(inplace_takes) / sizeof(inplace_takes[0]); i++)
         run_inplace(inplace_takes[i]);
+    size_t fail_takes[] = {1, 100, 5004, 5010};
+    for (size_t i = 0; i < sizeof(fail_takes) / sizeof(fail_takes[0]); i++)
+        fail_after_settle(fail_takes[i]);
     return done_testing();
 }
