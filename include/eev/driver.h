@@ -292,6 +292,33 @@ void eev_deflate_shared_free(eev_deflate_shared *s);
 ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len);
 
 /*
+ * What eev_driver_recv_echo() echoed by itself. The caller owns it and
+ * zeroes it once; the driver only adds to it, so one may serve all the
+ * drivers of one thread (and be read whenever convenient).
+ */
+#define EEV_ECHO_SIZE_CLASSES 17
+typedef struct eev_echo_stats {
+    uint64_t messages; /* messages echoed */
+    uint64_t bytes;    /* their payload bytes (each echo is as long) */
+    /* Messages by payload size: [k] counts 2^(k-1) + 1 to 2^k bytes, [0]
+     * 0 or 1 byte (every such message is shorter than 64 KiB). */
+    uint64_t size_class[EEV_ECHO_SIZE_CLASSES];
+} eev_echo_stats;
+
+/*
+ * eev_driver_recv() for an owner that answers every data message with its
+ * echo (server role; in the client role it is eev_driver_recv()). A
+ * message that lies whole in the buffer as one final frame, uncompressed,
+ * shorter than 64 KiB and within max_message_size, while no other message
+ * is open, is checked as usual (UTF-8 for text, failing with 1007) and
+ * then echoed by the driver itself, as eev_driver_send_message() would
+ * from on_message (with borrow_input: in place, see there), without
+ * calling on_message; it is counted in *st. Every other message is
+ * delivered to on_message as by eev_driver_recv(). Same returns.
+ */
+ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_stats *st);
+
+/*
  * Server role, from inside on_request: the current eev_driver_recv()
  * returns right after this request, with the bytes consumed so far. An
  * owner uses it to cap pipelined HTTP requests: it stops reading, keeps
@@ -427,14 +454,16 @@ int eev_driver_finished(const eev_driver *d);
 eev_state eev_driver_state(const eev_driver *d);
 
 /* Everything the owner re-checks after feeding or draining the driver, in
- * one call: the four queries above and eev_driver_out_len(). */
+ * one call: the four queries above, eev_driver_out_len() and whether
+ * eev_driver_mem() is 0. */
 enum {
     EEV_WANT_READ = 1 << 0,  /* eev_driver_want_read() */
     EEV_WANT_WRITE = 1 << 1, /* eev_driver_want_write() */
     EEV_FINISHED = 1 << 2,   /* eev_driver_finished() */
+    EEV_HOLDS = 1 << 3,      /* eev_driver_mem() > 0 */
 };
 typedef struct eev_status {
-    unsigned flags;  /* EEV_WANT_READ | EEV_WANT_WRITE | EEV_FINISHED */
+    unsigned flags;  /* EEV_WANT_READ | EEV_WANT_WRITE | EEV_FINISHED | EEV_HOLDS */
     eev_state state; /* eev_driver_state() */
     size_t out_len;  /* eev_driver_out_len() */
 } eev_status;

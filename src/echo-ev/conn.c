@@ -197,11 +197,8 @@ static inline __attribute__((always_inline)) int flush(struct conn *c)
 
     for (;;) {
         int n = eev_driver_out_iov(d, iov, IOV_MAX_BATCH);
-        size_t want = 0;
         if (n == 0)
             return 0; /* nothing queued */
-        for (int i = 0; i < n; i++)
-            want += iov[i].iov_len;
         ssize_t w = t_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
@@ -209,10 +206,12 @@ static inline __attribute__((always_inline)) int flush(struct conn *c)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
         eev_driver_out_consume(d, (size_t)w);
-        if ((size_t)w < want)
-            return 0; /* the socket buffer is full: wait for EV_WRITE */
+        /* Less than a full batch: that was all of the queue, or the socket
+         * is full (what is left shows in the driver's status; EV_WRITE
+         * waits for room). After a full batch, try again: at worst the
+         * next write says EAGAIN. */
         if (n < IOV_MAX_BATCH)
-            return 0; /* that was all of the queue */
+            return 0;
     }
 }
 
@@ -373,10 +372,20 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
             if (c->flags & C_LINGER)
                 continue; /* draining: discard */
             c->flags = (uint8_t)((c->flags & ~C_PING_OUT) | C_RX);
-            ssize_t rv = eev_driver_recv(d, srv->rbuf, (size_t)n);
+            /* Whole small messages are echoed inside the driver (no
+             * on_message); what it counted is this connection's too. */
+            uint64_t msgs = srv->echoes.messages, bytes = srv->echoes.bytes;
+            ssize_t rv = eev_driver_recv_echo(d, srv->rbuf, (size_t)n, &srv->echoes);
             if (rv < 0) {
                 log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
                 return -1;
+            }
+            if (srv->echoes.messages != msgs) {
+                bytes = srv->echoes.bytes - bytes;
+                c->messages += (uint32_t)(srv->echoes.messages - msgs);
+                c->bytes_in += bytes;
+                c->bytes_out += bytes;
+                c->last_msg = server_ticks(srv);
             }
             /* Echoes go out straight from the read buffer; what the socket
              * does not take is copied before the buffer is read into again. */
@@ -439,10 +448,18 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         conn_destroy(srv, c);
         return;
     }
-    if (r == 1)
-        proceed_with(srv, c, st); /* no second look at the driver */
-    else
+    if (r != 1) {
         proceed(srv, c);
+        return;
+    }
+    /* The echo path's usual end: an open connection that held and queued
+     * nothing, reading, still holds and queues nothing. proceed_with()
+     * would change nothing. */
+    if (st.flags == EEV_WANT_READ && st.state == EEV_STATE_OPEN && c->mem == 0 &&
+        c->queued == 0 && c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) &&
+        !c->tls && !c->held && (c->io.events & (EV_READ | EV_WRITE)) == EV_READ)
+        return;
+    proceed_with(srv, c, st); /* no second look at the driver */
 }
 
 int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags, int tls)
@@ -598,6 +615,7 @@ static void serve_metrics(struct server *srv, eev_driver *d, int close)
     size_t len;
 
     server_gauges(srv, &g);
+    metrics_take_echoes(&srv->m, &srv->echoes);
     char *body = metrics_render(&srv->m, &g, &len);
 
     if (!body) {

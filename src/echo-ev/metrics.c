@@ -100,6 +100,17 @@ static double rss_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
+void metrics_take_echoes(struct metrics *m, eev_echo_stats *e)
+{
+    m->msgs_in += e->messages;
+    m->msgs_out += e->messages;
+    m->bytes_in += e->bytes;
+    m->bytes_out += e->bytes;
+    for (int k = 0; k < EEV_ECHO_SIZE_CLASSES; k++)
+        m->msg_size[metrics_size_bucket(k)] += e->size_class[k];
+    memset(e, 0, sizeof(*e));
+}
+
 static void histogram(struct out *o, const struct metrics *m)
 {
     uint64_t cum = 0;

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eev/driver.h"
+
 enum hs_failure {
     HSF_BAD_REQUEST, HSF_VERSION, HSF_TOO_LARGE, HSF_ORIGIN, HSF_TIMEOUT, HSF_CAPACITY, HSF_N
 };
@@ -55,13 +57,23 @@ struct metrics_gauges {
 
 void metrics_count_close(struct metrics *m, uint16_t code);
 
+/* The histogram bucket of sizes whose ceil(log2) is cl: bucket i holds
+ * sizes up to 4^(i+3). */
+static inline int metrics_size_bucket(int cl)
+{
+    int i = cl > 6 ? (cl - 5) / 2 : 0;
+    return i < MSG_SIZE_BUCKETS - 1 ? i : MSG_SIZE_BUCKETS - 1;
+}
+
 static inline void metrics_count_message(struct metrics *m, uint64_t len)
 {
-    /* Bucket i holds sizes up to 4^(i+3): pick it from ceil(log2(len)). */
-    int cl = len > 1 ? 64 - __builtin_clzll(len - 1) : 0;
-    int i = cl > 6 ? (cl - 5) / 2 : 0;
-    m->msg_size[i < MSG_SIZE_BUCKETS - 1 ? i : MSG_SIZE_BUCKETS - 1]++;
+    m->msg_size[metrics_size_bucket(len > 1 ? 64 - __builtin_clzll(len - 1) : 0)]++;
 }
+
+/* Moves the counts of the messages the drivers echoed by themselves
+ * (eev_driver_recv_echo) into m, each counted received and sent, and
+ * zeroes *e. */
+void metrics_take_echoes(struct metrics *m, eev_echo_stats *e);
 
 /* Renders the exposition into a malloc'd buffer; *len gets its length.
  * Returns NULL on OOM. */

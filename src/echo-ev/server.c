@@ -38,11 +38,6 @@ static const char busy_response[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                     "Content-Type: text/plain\r\nContent-Length: 18\r\n"
                                     "Connection: close\r\n\r\ntoo many clients\r\n";
 
-uint32_t server_ticks(const struct server *srv)
-{
-    return (uint32_t)(int64_t)((ev_now(srv->loop) - srv->t0) * 64.0);
-}
-
 /* ---- connection lists ---- */
 
 static void list_arm(struct server *srv, int id)

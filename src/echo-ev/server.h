@@ -84,6 +84,7 @@ struct server {
     ev_signal sig_int, sig_term, sig_hup;
     ev_timer shutdown_timer, status_timer, watchdog_timer, accept_retry;
     struct metrics m;
+    eev_echo_stats echoes; /* counted by the drivers, moved into m at each scrape */
 };
 
 /* Sets up listeners (inherited or bound). Returns 0, or 1 after printing
@@ -96,7 +97,10 @@ int server_run(struct server *srv);
 void server_free(struct server *srv);
 
 /* Conn timestamps: 1/64 s ticks since start, compared wrap-safely. */
-uint32_t server_ticks(const struct server *srv);
+static inline uint32_t server_ticks(const struct server *srv)
+{
+    return (uint32_t)(int64_t)((ev_now(srv->loop) - srv->t0) * 64.0);
+}
 
 void conn_list_add(struct server *srv, struct conn *c, int list);
 void conn_list_remove(struct server *srv, struct conn *c);

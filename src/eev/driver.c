@@ -551,50 +551,188 @@ static int take_payload(eev_driver *d, uint8_t **pp, const uint8_t *end)
 }
 
 /*
- * The common case in one piece: a final text or binary frame with a 7- or
- * 16-bit length, no RSV bit and no message open, lies whole at p (server
- * role, between frames, no Close sent). Unmasks, validates and delivers it
- * where it lies, as the general path would. Returns the bytes it used, 0
- * when the frame is not such a case (the general path takes it, failing it
- * if need be), or an error.
+ * The echo of an uncompressed message whole in the current input at data,
+ * right behind its own (masked, longer) header, with borrow_input: the
+ * echo's header goes over the spent masked one: no copy, no chunk. A small
+ * message joins the echoes before it in this input (a short move); a large
+ * one does only when it is the first. Returns 0, or 1 when the queue
+ * cannot take it so (echo_copy then does).
  */
-static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end)
+static inline int echo_inplace(eev_driver *d, uint8_t b0, uint8_t *data, size_t len)
 {
-    uint8_t b0 = p[0], b1 = p[1];
-    size_t len = b1 & 0x7Fu, hl;
-    uint64_t max = d->opt->max_message_size;
-    uint8_t *data;
+    size_t hl = len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
+    uint8_t *at = outq_inplace_at(&d->oq, data, hl, (d->xflags & X_VIEW_JOIN) && len < BORROW_MIN);
 
-    if ((b0 != (FRAME_FIN | EEV_OP_BINARY) && b0 != (FRAME_FIN | EEV_OP_TEXT)) || !(b1 & FRAME_MASK))
-        return 0;
-    if (len < 126) {
-        hl = 6;
-        if ((size_t)(end - p) < hl + len || (max && len > max))
-            return 0;
-        data = p + hl;
-        frame_mask_short(data, len, p + 2);
-    } else if (len == 126 && end - p >= 8) {
-        len = (size_t)p[2] << 8 | p[3];
-        hl = 8;
-        /* (non-minimal lengths and too big: the general path fails them) */
-        if (len < 126 || (size_t)(end - p) < hl + len || (max && len > max))
-            return 0;
-        data = p + hl;
-        frame_mask(data, len, p + 4, 0);
-    } else {
-        return 0;
+    if (!at)
+        return 1;
+    frame_encode_header(at, b0, len, NULL);
+    if (at + hl != data)
+        memmove(at + hl, data, len);
+    outq_inplace_commit(&d->oq, at, hl + len);
+    d->xflags |= X_VIEW_JOIN;
+    return 0;
+}
+
+/* The echo of an uncompressed message otherwise: the reassembly buffer
+ * moves to the queue when large, a large message in the input is queued as
+ * a view of it (borrow_input), anything else is copied. */
+static int echo_copy(eev_driver *d, uint8_t b0, uint8_t *data, size_t len)
+{
+    uint8_t hdr[FRAME_MAX_HEADER], key[4];
+    int client = d->opt->role == EEV_ROLE_CLIENT;
+    int owned = d->msg && data == d->msg;
+
+    if (!owned && d->opt->borrow_input && !client && len >= BORROW_MIN) {
+        size_t hl = frame_encode_header(hdr, b0, len, NULL);
+        return outq_push_view(&d->oq, hdr, hl, data, len) < 0 ? EEV_ERR_NOMEM : 0;
     }
+    if (!owned || len < STEAL_MIN)
+        return queue_frame(d, b0, data, len);
+    if (client)
+        driver_random(d, key, 4);
+    size_t hl = frame_encode_header(hdr, b0, len, client ? key : NULL);
+    if (outq_push_owned(&d->oq, hdr, hl, d->msg, len) < 0)
+        return EEV_ERR_NOMEM;
+    if (client)
+        frame_mask(d->msg, len, key, 0);
+    d->msg = NULL; /* the queue owns it now */
+    d->msg_cap = 0;
+    return 0;
+}
+
+/* The largest payload the short paths take: 16-bit lengths, within the
+ * message limit (larger ones go the general way, which fails them). */
+static inline size_t short_max(const eev_driver *d)
+{
+    uint64_t max = d->opt->max_message_size;
+    return max && max < 0xFFFF ? (size_t)max : 0xFFFF;
+}
+
+/*
+ * The frames the short paths take: final text or binary, masked, no RSV
+ * bit, a minimal 7- or 16-bit length of at most cap bytes, whole between p
+ * and end (at least 6 bytes). Returns the header's length (6 or 8) with
+ * *len the payload's, or 0 for any other frame.
+ */
+static inline size_t short_frame(const uint8_t *p, const uint8_t *end, size_t cap, size_t *len)
+{
+    size_t n = p[1] & 0x7Fu, hl = 6;
+
+    if ((uint8_t)(p[0] - (FRAME_FIN | EEV_OP_TEXT)) > 1 || !(p[1] & FRAME_MASK))
+        return 0; /* (FIN | TEXT and FIN | BINARY are 0x81 and 0x82) */
+    if (n >= 126) {
+        if (n == 127 || end - p < 8 || (n = (size_t)p[2] << 8 | p[3]) < 126)
+            return 0;
+        hl = 8;
+    }
+    if (n > cap || (size_t)(end - p) < hl + n)
+        return 0;
+    *len = n;
+    return hl;
+}
+
+/* Unmasks the payload of a short frame (header length hl) in place. */
+static inline void short_unmask(uint8_t *p, size_t hl, size_t len)
+{
+    if (hl == 6)
+        frame_mask_short(p + 6, len, p + 2);
+    else
+        frame_mask(p + 8, len, p + 4, 0);
+}
+
+static inline void count_echo(eev_echo_stats *st, size_t len)
+{
+    st->messages++;
+    st->bytes += len;
+    st->size_class[len > 1 ? 32 - __builtin_clz((unsigned)len - 1) : 0]++;
+}
+
+/*
+ * The common case in one piece: a short frame (short_frame) lies whole at p
+ * (server role, no message open, no Close sent). Unmasks, validates and
+ * delivers it where it lies, as the general path would, or with st echoes
+ * and counts it (eev_driver_recv_echo). Returns the bytes it used, 0 when
+ * the frame is not such a case (the general path takes it, failing it if
+ * need be), or an error.
+ */
+static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end, eev_echo_stats *st)
+{
+    size_t len, hl = short_frame(p, end, short_max(d), &len);
+    uint8_t b0 = p[0], *data = p + hl;
+    int rv = 0;
+
+    if (!hl)
+        return 0;
+    short_unmask(p, hl, len);
     if (b0 == (FRAME_FIN | EEV_OP_TEXT) && utf8_advance(EEV_UTF8_ACCEPT, data, len) != EEV_UTF8_ACCEPT) {
-        int rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+        rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
         return rv < 0 ? rv : (ssize_t)(hl + len);
     }
+    d->xflags |= X_HDR_INPLACE;
+    if (st) { /* eev_driver_recv_echo: the echo, without on_message */
+        if ((!d->opt->borrow_input || echo_inplace(d, b0, data, len) != 0) &&
+            (rv = echo_copy(d, b0, data, len)) < 0)
+            return rv;
+        count_echo(st, len);
+        return (ssize_t)(hl + len);
+    }
     eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0, 0};
-    int rv = 0;
-    d->xflags |= X_HDR_INPLACE | (d->opt->borrow_input ? X_MSG_INPLACE : 0);
+    d->xflags |= d->opt->borrow_input ? X_MSG_INPLACE : 0;
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
     d->xflags &= (uint8_t)~X_MSG_INPLACE;
     return rv < 0 ? rv : (ssize_t)(hl + len);
+}
+
+/*
+ * The steady echo (eev_driver_recv_echo with borrow_input, the connection
+ * open and between messages): short frames one after the other, each
+ * unmasked, checked and echoed in place as echo_inplace() would, as long
+ * as the queue holds nothing but this buffer's echoes. Returns the bytes
+ * it took, stopping at the first frame it does not take (the general path
+ * takes that one and the rest), or an error.
+ *
+ *   in:   [mask hdr 6|payload][mask hdr 6|payload] ...
+ *   out:      [h 2|payload]   <- written over the first header's tail
+ *                  ...[h 2|payload]   <- moved down to join the run
+ */
+static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo_stats *st)
+{
+    outq *q = &d->oq;
+    size_t cap = short_max(d);
+    uint8_t *p = in;
+
+    while (end - p >= 6 && !q->head) {
+        size_t len, hl_in = short_frame(p, end, cap, &len), hl = hl_in - 4;
+        uint8_t b0 = p[0], *data = p + hl_in, *at = data - hl;
+        if (!hl_in)
+            break;
+        if (q->view) {
+            if (!(d->xflags & X_VIEW_JOIN) || len >= BORROW_MIN)
+                break; /* the general path queues it otherwise */
+            at = q->view + q->view_len;
+        }
+        short_unmask(p, hl_in, len);
+        if (b0 == (FRAME_FIN | EEV_OP_TEXT) && utf8_advance(EEV_UTF8_ACCEPT, data, len) != EEV_UTF8_ACCEPT) {
+            int rv = driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
+            return rv < 0 ? rv : data + len - in;
+        }
+        at[0] = b0;
+        if (hl == 2) {
+            at[1] = (uint8_t)len;
+        } else {
+            at[1] = 126;
+            at[2] = (uint8_t)(len >> 8);
+            at[3] = (uint8_t)len;
+        }
+        if (at + hl != data)
+            memmove(at + hl, data, len);
+        outq_inplace_commit(q, at, hl + len);
+        d->xflags |= X_VIEW_JOIN;
+        count_echo(st, len);
+        p = data + len;
+    }
+    return p - in;
 }
 
 static size_t inflate_budget(const eev_driver *d)
@@ -603,18 +741,26 @@ static size_t inflate_budget(const eev_driver *d)
 }
 
 
-ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
+/* A new input buffer: nothing is known to lie in it yet, nothing has been
+ * inflated from it. */
+static inline void recv_start(eev_driver *d)
 {
-    uint8_t *p = in, *end = in + len;
-    int rv, server = d->opt->role == EEV_ROLE_SERVER;
-
-    d->xflags = 0; /* a new buffer: nothing known to lie in it yet */
+    d->xflags = 0;
     if (d->pmd)
         d->pmd->budget = 0;
+}
+
+/* eev_driver_recv() of the buffer that starts at in, from p on (with st:
+ * eev_driver_recv_echo()). */
+static ssize_t recv_frames(eev_driver *d, uint8_t *in, uint8_t *p, uint8_t *end, eev_echo_stats *st)
+{
+    size_t len = (size_t)(end - in);
+    int rv, server = d->opt->role == EEV_ROLE_SERVER;
+
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
         if (server && d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
             !(d->flags & F_CLOSE_SENT) && end - p >= 6) {
-            ssize_t n = whole_frame(d, p, end);
+            ssize_t n = whole_frame(d, p, end, st);
             if (n < 0)
                 return n;
             if (n > 0) {
@@ -656,6 +802,27 @@ ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
             d->istate = IN_HEADER;
     }
     return p < end && d->state == EEV_STATE_CONNECTING ? (ssize_t)(p - in) : (ssize_t)len;
+}
+
+ssize_t eev_driver_recv(eev_driver *d, uint8_t *in, size_t len)
+{
+    recv_start(d);
+    return recv_frames(d, in, in, in + len, NULL);
+}
+
+ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_stats *st)
+{
+    uint8_t *p = in, *end = in + len;
+
+    recv_start(d);
+    if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
+        !(d->flags & F_CLOSE_SENT) && d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input) {
+        ssize_t n = echo_run(d, in, end, st);
+        if (n < 0 || (size_t)n == len)
+            return n;
+        p += n;
+    }
+    return recv_frames(d, in, p, end, st);
 }
 
 void eev_driver_recv_yield(eev_driver *d)
@@ -777,8 +944,6 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len)
 
 int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
 {
-    uint8_t hdr[FRAME_MAX_HEADER], key[4];
-
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
     if (m->opcode != EEV_OP_TEXT && m->opcode != EEV_OP_BINARY)
@@ -790,39 +955,9 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
             return EEV_ERR_ARG;
         return send_compressed(d, m->opcode, m->data, m->len);
     }
-    if (d->xflags & X_MSG_INPLACE) { /* set only with borrow_input, server role */
-        /* The echo's header goes over the spent masked one: no copy, no
-         * chunk. A small message joins the echoes before it in this input
-         * (a short move); a large one does only when it is the first. */
-        size_t len = m->len, hl = len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
-        uint8_t *at = outq_inplace_at(&d->oq, m->data, hl, (d->xflags & X_VIEW_JOIN) && len < BORROW_MIN);
-        if (at) {
-            frame_encode_header(at, FRAME_FIN | m->opcode, len, NULL);
-            if (at + hl != m->data)
-                memmove(at + hl, m->data, len);
-            outq_inplace_commit(&d->oq, at, hl + len);
-            d->xflags |= X_VIEW_JOIN;
-            return 0;
-        }
-    }
-    int client = d->opt->role == EEV_ROLE_CLIENT;
-    int owned = d->msg && m->data == d->msg;
-    if (!owned && d->opt->borrow_input && !client && m->len >= BORROW_MIN) {
-        size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, NULL);
-        return outq_push_view(&d->oq, hdr, hl, m->data, m->len) < 0 ? EEV_ERR_NOMEM : 0;
-    }
-    if (!owned || m->len < STEAL_MIN)
-        return queue_frame(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len);
-    if (client)
-        driver_random(d, key, 4);
-    size_t hl = frame_encode_header(hdr, FRAME_FIN | m->opcode, m->len, client ? key : NULL);
-    if (outq_push_owned(&d->oq, hdr, hl, d->msg, m->len) < 0)
-        return EEV_ERR_NOMEM;
-    if (client)
-        frame_mask(d->msg, m->len, key, 0);
-    d->msg = NULL; /* the queue owns it now */
-    d->msg_cap = 0;
-    return 0;
+    if ((d->xflags & X_MSG_INPLACE) && echo_inplace(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len) == 0)
+        return 0; /* (X_MSG_INPLACE: set only with borrow_input, server role) */
+    return echo_copy(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len);
 }
 
 int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len)
@@ -888,9 +1023,14 @@ size_t eev_driver_out_len(const eev_driver *d)
     return d->oq.len;
 }
 
-size_t eev_driver_mem(const eev_driver *d)
+static inline size_t mem_held(const eev_driver *d)
 {
     return (size_t)d->msg_cap + d->oq.len + (d->pmd ? pmd_mem(d->pmd) : 0);
+}
+
+size_t eev_driver_mem(const eev_driver *d)
+{
+    return mem_held(d);
 }
 
 int eev_driver_want_read(const eev_driver *d)
@@ -913,11 +1053,25 @@ eev_state eev_driver_state(const eev_driver *d)
     return (eev_state)d->state;
 }
 
+/* eev_driver_status() of a connection with deflate state (a tail call,
+ * so that the common case needs no stack frame). */
+static __attribute__((noinline)) eev_status status_pmd(const eev_driver *d, eev_status st)
+{
+    if (pmd_mem(d->pmd))
+        st.flags |= EEV_HOLDS;
+    return st;
+}
+
 eev_status eev_driver_status(const eev_driver *d)
 {
-    eev_status st = {0, (eev_state)d->state, d->oq.len};
+    eev_status st = {d->state != EEV_STATE_CLOSED ? EEV_WANT_READ : EEV_FINISHED, (eev_state)d->state, d->oq.len};
 
-    st.flags = (d->state != EEV_STATE_CLOSED ? EEV_WANT_READ : EEV_FINISHED) | (d->oq.len ? EEV_WANT_WRITE : 0);
+    if (d->oq.len)
+        st.flags |= EEV_WANT_WRITE | EEV_HOLDS;
+    else if (d->msg_cap)
+        st.flags |= EEV_HOLDS;
+    else if (d->pmd)
+        return status_pmd(d, st);
     return st;
 }
 

@@ -10,6 +10,8 @@
  *        bit 7 permessage-deflate negotiated (echo_only when echoing; the
  *              split seed's low bits pick no-context-takeover and
  *              window offers), with a small inflate budget per call.
+ * When echoing, bit 2 of the split seed feeds with eev_driver_recv_echo()
+ * and borrow_input (the input buffer is wiped after each call).
  */
 #include <stdio.h>
 
@@ -60,6 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     eev_options opt = {.role = EEV_ROLE_SERVER, .host = "fuzz"};
     fuzz_ctx c = {0};
+    eev_echo_stats stats = {0};
     eev_driver *d;
 
     if (size < 2)
@@ -72,6 +75,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         opt.max_message_size = 1024;
     c.close_at = data[0] & 16 ? 1 : -1;
     c.rng = 0x85EBCA6Bu ^ data[1];
+    if (c.echo && (data[1] & 4)) {
+        opt.borrow_input = 1;
+        c.echo_stats = &stats;
+    }
     const char *ext = "";
     if (data[0] & 128) {
         opt.deflate.enable = 1;

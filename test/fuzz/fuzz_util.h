@@ -27,6 +27,7 @@ typedef struct fuzz_ctx {
     int http_reply; /* on_request: answer non-upgrades with 200 */
     int close_at;   /* after this many messages, eev_driver_close */
     int messages;
+    eev_echo_stats *echo_stats; /* feed with eev_driver_recv_echo */
 } fuzz_ctx;
 
 static inline uint32_t fuzz_next(fuzz_ctx *c)
@@ -124,14 +125,18 @@ static inline void fuzz_feed(eev_driver *d, fuzz_ctx *c, int whole, const uint8_
         if (buf == NULL)
             return;
         memcpy(buf, p + off, n);
-        ssize_t rv = eev_driver_recv(d, buf, n);
+        ssize_t rv = c->echo_stats ? eev_driver_recv_echo(d, buf, n, c->echo_stats) : eev_driver_recv(d, buf, n);
+        if (rv >= 0)
+            fuzz_drain(d, c, NULL, 0);
+        /* borrow_input: what is still queued from buf moves out of it */
+        int settled = eev_driver_out_settle(d);
+        memset(buf, 0xEE, n);
         free(buf);
-        if (rv < 0)
+        if (rv < 0 || settled < 0)
             return;
         if (rv == 0 && n)
             return; /* no progress: the driver holds back (a yield) */
         off += (size_t)rv; /* fewer than n: the rest is fed again */
-        fuzz_drain(d, c, NULL, 0);
     }
 }
 

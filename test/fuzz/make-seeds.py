@@ -113,5 +113,15 @@ frames += [
     b"\x82\x00" + frame(0xC1, b"\x00") + frame(0x81, b"plain"),           # empty compressed, then plain
 ]
 
+# eev_driver_recv_echo with borrow_input (echo flag, split seed bit 2)
+frames += [
+    b"\x02\x04" + frame(0x82, b"abc") + frame(0x81, b"hello") + frame(0x82, b"") + frame(0x82, big)
+    + frame(0x89, b"p") + frame(0x82, b"x" * 3000) + frame(0x82, b"z"),
+    b"\x02\x0c" + frame(0x81, b"ok") + frame(0x81, b"\xc3\x28") + frame(0x82, b"after"),     # 1007
+    b"\x0a\x04" + frame(0x82, b"ab") + frame(0x82, b"y" * 2000),                          # 1009
+    b"\x12\x05" + frame(0x82, b"one") + frame(0x82, b"two") + frame(0x88, b"\x03\xe8"),   # we close
+    b"\x22\x04" + frame(0x82, b"behind our own") + frame(0x01, b"fr") + frame(0x80, b"ag"),
+]
+
 write("handshake", handshake)
 write("frames", frames)

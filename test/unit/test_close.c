@@ -343,7 +343,8 @@ static int status_agrees(eev_driver *d)
     return st.state == eev_driver_state(d) && st.out_len == eev_driver_out_len(d) &&
            !(st.flags & EEV_WANT_READ) == !eev_driver_want_read(d) &&
            !(st.flags & EEV_WANT_WRITE) == !eev_driver_want_write(d) &&
-           !(st.flags & EEV_FINISHED) == !eev_driver_finished(d);
+           !(st.flags & EEV_FINISHED) == !eev_driver_finished(d) &&
+           !(st.flags & EEV_HOLDS) == !eev_driver_mem(d);
 }
 
 static void test_status(void)
@@ -362,7 +363,7 @@ static void test_status(void)
     eev_driver_recv(d, in.p, in.len);
     st = eev_driver_status(d);
     agree &= status_agrees(d);
-    ok(st.state == EEV_STATE_OPEN && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE) && st.out_len > 0,
+    ok(st.state == EEV_STATE_OPEN && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE | EEV_HOLDS) && st.out_len > 0,
        "status: open with the 101 queued");
     int n = eev_driver_out_iov(d, iov, 4);
     for (int i = 0; i < n; i++)
@@ -373,7 +374,7 @@ static void test_status(void)
     eev_driver_close(d, 1000, "", 0);
     st = eev_driver_status(d);
     agree &= status_agrees(d);
-    ok(st.state == EEV_STATE_CLOSING && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE), "status: closing");
+    ok(st.state == EEV_STATE_CLOSING && st.flags == (EEV_WANT_READ | EEV_WANT_WRITE | EEV_HOLDS), "status: closing");
     sb_reset(&in);
     sb_frame(&in, 0x88, 1, "\x03\xe8", 2);
     eev_driver_recv(d, in.p, in.len);
