@@ -28,8 +28,7 @@
 #include "conn.h"
 #include "log.h"
 #include "metrics.h"
-
-#define RECORD_MAX 16384 /* TLS plaintext record limit */
+#include "tls_batch.h"
 
 /* Mozilla Server Side TLS "intermediate" (v5.7), TLS 1.2 part; the TLS 1.3
  * suites are OpenSSL's defaults, which are the same three. */
@@ -48,7 +47,7 @@ struct tls_server {
     SSL_CTX *ctx; /* for new handshakes; open connections hold their own reference */
     const struct config *cfg;
     struct metrics *m;
-    unsigned char gather[RECORD_MAX]; /* small queued pieces, sealed as one record */
+    unsigned char gather[TLS_RECORD_MAX]; /* small queued pieces, sealed as one record */
 };
 
 enum {
@@ -444,18 +443,15 @@ ssize_t tls_read(struct conn *c, void *buf, size_t len)
 }
 
 /*
- * Seals the iovecs as records. A piece of a record or more goes straight
- * to SSL_write; smaller pieces are gathered into one record, so a batch of
- * small echoes costs one record and one write(2), not one each. After
- * WANT_WRITE, the caller retries with a queue that starts with the same
- * bytes (its queue is append-only and nothing was consumed), which is what
- * OpenSSL requires (with SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER).
+ * Seals the batch as records (tls_batch.h: small pieces gathered into
+ * one record). After WANT_WRITE or WANT_READ, the caller retries with a
+ * queue that starts with the same bytes (its queue is append-only and
+ * nothing was consumed), which is what OpenSSL requires.
  */
 ssize_t tls_writev(struct conn *c, const struct iovec *iov, int cnt)
 {
     struct tls_conn *t = c->tls;
-    size_t done = 0, off = 0, n, w;
-    int i = 0;
+    int err;
 
     if (t->flags & T_DONE) {
         errno = EPIPE;
@@ -463,54 +459,13 @@ ssize_t tls_writev(struct conn *c, const struct iovec *iov, int cnt)
     }
     t->flags &= (uint8_t)~T_WRITE_WANTS_R;
     ERR_clear_error();
-    while (i < cnt) {
-        const unsigned char *p = (const unsigned char *)iov[i].iov_base + off;
-        n = iov[i].iov_len - off;
-        if (n == 0) {
-            i++, off = 0;
-            continue;
-        }
-        if (n < RECORD_MAX && i + 1 < cnt) {
-            /* Gather the next RECORD_MAX bytes of the stream. */
-            size_t g = 0;
-            for (int j = i; j < cnt && g < RECORD_MAX; j++) {
-                const unsigned char *q = (const unsigned char *)iov[j].iov_base + (j == i ? off : 0);
-                size_t k = iov[j].iov_len - (j == i ? off : 0);
-                if (k > RECORD_MAX - g)
-                    k = RECORD_MAX - g;
-                memcpy(t->ts->gather + g, q, k);
-                g += k;
-            }
-            p = t->ts->gather;
-            n = g;
-        }
-        int rv = SSL_write_ex(t->ssl, p, n, &w);
-        if (rv != 1) {
-            int err = SSL_get_error(t->ssl, rv);
-            if (err == SSL_ERROR_WANT_READ)
-                t->flags |= T_WRITE_WANTS_R;
-            else if (err != SSL_ERROR_WANT_WRITE) {
-                if (done)
-                    break;
-                ssize_t r = failed(c, err);
-                if (r == 0)
-                    errno = EPIPE;
-                return -1;
-            }
-            break;
-        }
-        done += w;
-        /* Advance over what was written. */
-        while (w && i < cnt) {
-            size_t k = iov[i].iov_len - off;
-            if (w < k) {
-                off += w;
-                w = 0;
-            } else {
-                w -= k;
-                i++, off = 0;
-            }
-        }
+    size_t done = tls_write_batch(t->ssl, iov, cnt, t->ts->gather, &err);
+    if (err == SSL_ERROR_WANT_READ) {
+        t->flags |= T_WRITE_WANTS_R;
+    } else if (err != SSL_ERROR_NONE && err != SSL_ERROR_WANT_WRITE && !done) {
+        if (failed(c, err) == 0)
+            errno = EPIPE;
+        return -1;
     }
     if (done)
         return (ssize_t)done;

@@ -15,12 +15,11 @@
 #include <unistd.h>
 
 #include "bench.h"
-
-#define RECORD_MAX 16384
+#include "tls_batch.h"
 
 static SSL_CTX *ctx;
 static SSL_SESSION *last_session; /* --tls-resume: offered to the next connection */
-static unsigned char gather[RECORD_MAX];
+static unsigned char gather[TLS_RECORD_MAX];
 
 static int on_new_session(SSL *ssl, SSL_SESSION *sess)
 {
@@ -89,9 +88,9 @@ void tls_conn_end(conn *c)
     ERR_clear_error();
 }
 
-static ssize_t failed(conn *c, int rv)
+/* err: SSL_get_error() of the failed call. */
+static ssize_t failed(conn *c, int err)
 {
-    int err = SSL_get_error(c->ssl, rv);
     if (err == SSL_ERROR_WANT_READ) {
         errno = EAGAIN;
         return -1;
@@ -124,7 +123,7 @@ ssize_t tls_read(conn *c, void *buf, size_t len)
         if (rv != 1) {
             if (got)
                 break;
-            return failed(c, rv);
+            return failed(c, SSL_get_error(c->ssl, rv));
         }
         got += n;
         if (!SSL_has_pending(c->ssl))
@@ -133,57 +132,22 @@ ssize_t tls_read(conn *c, void *buf, size_t len)
     return (ssize_t)got;
 }
 
-/* Small pieces are gathered into one record; after WANT_WRITE the caller
- * retries with a queue that starts with the same bytes (see the server's
- * tls.c). */
+/* Small pieces are gathered into one record (tls_batch.h); after
+ * WANT_WRITE the caller retries with a queue that starts with the same
+ * bytes (see the server's tls.c). */
 ssize_t tls_writev(conn *c, const struct iovec *iov, int cnt)
 {
-    size_t done = 0, off = 0, n, w;
-    int i = 0;
+    int err;
+
     c->tls_want &= (uint8_t)~TLSW_WRITE;
-    while (i < cnt) {
-        const unsigned char *p = (const unsigned char *)iov[i].iov_base + off;
-        n = iov[i].iov_len - off;
-        if (n == 0) {
-            i++, off = 0;
-            continue;
-        }
-        if (n < RECORD_MAX && i + 1 < cnt) {
-            size_t k, got = 0;
-            for (int j = i; j < cnt && got < RECORD_MAX; j++) {
-                size_t from = j == i ? off : 0;
-                k = iov[j].iov_len - from;
-                if (k > RECORD_MAX - got)
-                    k = RECORD_MAX - got;
-                memcpy(gather + got, (const unsigned char *)iov[j].iov_base + from, k);
-                got += k;
-            }
-            p = gather;
-            n = got;
-        }
-        int rv = SSL_write_ex(c->ssl, p, n, &w);
-        if (rv != 1) {
-            if (done)
-                break;
-            ssize_t r = failed(c, rv);
-            if (r == 0)
-                errno = EPIPE;
-            return -1;
-        }
-        done += w;
-        while (w && i < cnt) {
-            size_t k = iov[i].iov_len - off;
-            if (w < k) {
-                off += w;
-                w = 0;
-            } else {
-                w -= k;
-                i++, off = 0;
-            }
-        }
-    }
+    size_t done = tls_write_batch(c->ssl, iov, cnt, gather, &err);
     if (done)
         return (ssize_t)done;
-    errno = EAGAIN;
+    if (err == SSL_ERROR_NONE) { /* only empty pieces */
+        errno = EAGAIN;
+        return -1;
+    }
+    if (failed(c, err) == 0)
+        errno = EPIPE;
     return -1;
 }
