@@ -274,6 +274,17 @@ __attribute__((format(printf, 4, 5))) static size_t put(char *out, size_t o, siz
     return n < 0 ? o : o + (size_t)n < cap ? o + (size_t)n : cap - 1;
 }
 
+/* Appends one field holding a peer's or message string: pre, then
+ * str[0, n) escaped (put_escaped), then post. The escaped part stops
+ * `keep` bytes short of cap, leaving room for the fields after it. */
+static size_t put_field(char *out, size_t o, size_t cap, size_t keep, const char *pre, const char *str, size_t n,
+                        const char *post, int json)
+{
+    o = put(out, o, cap, "%s", pre);
+    o = put_escaped(out, o, cap - keep, str, n, json);
+    return put(out, o, cap, "%s", post);
+}
+
 /* The start of a line: journal priority, or timestamp and pid, or the
  * JSON object's time and level. */
 static size_t line_start(char *line, size_t cap, int level)
@@ -315,9 +326,7 @@ void log_msg(int level, const char *fmt, ...)
     va_end(ap);
     size_t n = line_start(line, sizeof(line), level);
     if (style == 2) {
-        n = put(line, n, sizeof(line), "\"msg\":\"");
-        n = put_escaped(line, n, sizeof(line) - 4, msg, strlen(msg), 1);
-        n = put(line, n, sizeof(line), "\"");
+        n = put_field(line, n, sizeof(line), 4, "\"msg\":\"", msg, strlen(msg), "\"", 1);
     } else {
         n = put(line, n, sizeof(line), "%s", msg);
     }
@@ -331,21 +340,12 @@ static void event_json(char *line, size_t *pn, size_t cap, const struct log_even
     n = put(line, n, cap, "\"conn\":%u,\"peer\":\"%s\",\"event\":\"%s\"", e->conn, e->peer, e->event);
     if (e->code)
         n = put(line, n, cap, ",\"code\":%d", e->code);
-    if (e->reason) {
-        n = put(line, n, cap, ",\"reason\":\"");
-        n = put_escaped(line, n, cap - 300, e->reason, e->reason_len, 1);
-        n = put(line, n, cap, "\"");
-    }
-    if (e->path) {
-        n = put(line, n, cap, ",\"path\":\"");
-        n = put_escaped(line, n, cap - 250, e->path, e->path_len, 1);
-        n = put(line, n, cap, "\"");
-    }
-    if (e->protocol) {
-        n = put(line, n, cap, ",\"protocol\":\"");
-        n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 1);
-        n = put(line, n, cap, "\"");
-    }
+    if (e->reason)
+        n = put_field(line, n, cap, 300, ",\"reason\":\"", e->reason, e->reason_len, "\"", 1);
+    if (e->path)
+        n = put_field(line, n, cap, 250, ",\"path\":\"", e->path, e->path_len, "\"", 1);
+    if (e->protocol)
+        n = put_field(line, n, cap, 200, ",\"protocol\":\"", e->protocol, strlen(e->protocol), "\"", 1);
     if (e->deflate)
         n = put(line, n, cap, ",\"permessage_deflate\":\"%s\"", e->deflate);
     if (e->counted)
@@ -371,21 +371,13 @@ static void event_text(char *line, size_t *pn, size_t cap, const struct log_even
         n = put(line, n, cap, "%s %d", e->event, e->code);
     else
         n = put(line, n, cap, "%s", e->event);
-    if (e->reason && strcmp(e->event, "timeout")) {
-        n = put(line, n, cap, closed ? " reason=\"" : ": ");
-        n = put_escaped(line, n, cap - 300, e->reason, e->reason_len, 0);
-        if (closed)
-            n = put(line, n, cap, "\"");
-    }
-    if (e->path) {
-        n = put(line, n, cap, " path=\"");
-        n = put_escaped(line, n, cap - 250, e->path, e->path_len, 0);
-        n = put(line, n, cap, "\"");
-    }
-    if (e->protocol) {
-        n = put(line, n, cap, " protocol=");
-        n = put_escaped(line, n, cap - 200, e->protocol, strlen(e->protocol), 0);
-    }
+    if (e->reason && strcmp(e->event, "timeout"))
+        n = put_field(line, n, cap, 300, closed ? " reason=\"" : ": ", e->reason, e->reason_len, closed ? "\"" : "",
+                      0);
+    if (e->path)
+        n = put_field(line, n, cap, 250, " path=\"", e->path, e->path_len, "\"", 0);
+    if (e->protocol)
+        n = put_field(line, n, cap, 200, " protocol=", e->protocol, strlen(e->protocol), "", 0);
     if (e->deflate)
         n = put(line, n, cap, " permessage-deflate %s", e->deflate);
     if (e->counted)

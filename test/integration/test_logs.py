@@ -153,6 +153,11 @@ def json_fields():
         check(cl["code"] == 4001 and cl["reason"] == HOSTILE_REASON.decode(), "code/reason %r" % cl)
         check((cl["bytes_in"], cl["bytes_out"], cl["messages"]) == (5, 5, 1), "counts %r" % cl)
         check(isinstance(cl["duration_ms"], (int, float)) and 0 <= cl["duration_ms"] < 10000, "duration %r" % cl)
+        # The escapes themselves, byte for byte: control characters as \u00NN, bytes that are
+        # not UTF-8 as the text "\xNN", valid UTF-8 as it is.
+        text = srv.log_text()
+        check('"path":"/caf\u00e9\\\\xff\\\\xfe\\"q\\\\%0A","protocol":"chat"' in text, "raw path: %r" % text)
+        check('"reason":"bye\\u000a\\u001b[2J\u00e9"' in text, "raw reason: %r" % text)
         assert_served(srv.port)
 
 
