@@ -8,16 +8,11 @@ in order (unacknowledged messages are resent after a reconnect, so none is
 lost and none is skipped). HAProxy's health check marks the dead one DOWN."""
 
 import asyncio
-import csv
-import io
-import os
-import re
 import signal
-import subprocess
 import time
 
-from deploylib import (HAVE_WEBSOCKETS, SRC, Proc, Tap, check, free_port, http_get, poll, rmtree,
-                       start_server, tmpdir, wait_port, which)
+from deploylib import HAVE_WEBSOCKETS, Tap, check, poll, rmtree, start_server, tmpdir, which
+from haproxylib import HAProxy
 
 CLIENTS = 12
 WINDOW = 4          # messages in flight per client
@@ -32,51 +27,22 @@ if not haproxy or not HAVE_WEBSOCKETS:
 import websockets.client  # noqa: E402
 import websockets.exceptions  # noqa: E402
 
-cfg_src = open(os.path.join(SRC, "dist", "haproxy", "haproxy.cfg")).read()
 work = tmpdir()
 servers = {}
 hap = None
 try:
     for name in ("ev1", "ev2", "ev3"):
         servers[name] = start_server("--shutdown-timeout", "2", name=name)
-    fport, sport = free_port(), free_port()
-
-    def substitute():
-        lines = cfg_src.splitlines(keepends=True)
-        code = [ln for ln in lines if not ln.lstrip().startswith("#")]
-        cfg = "".join(code)
-        for old, new in [("bind :8080", "bind 127.0.0.1:%d" % fport),
-                         ("127.0.0.1:8404", "127.0.0.1:%d" % sport)] + \
-                        [("127.0.0.1:900%d" % i, "127.0.0.1:%d" % servers["ev%d" % i][1]) for i in (1, 2, 3)]:
-            check(cfg.count(old) == 1, "haproxy.cfg: expected one %r" % old)
-            cfg = cfg.replace(old, new)
-        with open(os.path.join(work, "haproxy.cfg"), "w") as f:
-            f.write(cfg)
-        r = subprocess.run([haproxy, "-c", "-f", os.path.join(work, "haproxy.cfg")], capture_output=True,
-                           text=True, timeout=30)
-        check(r.returncode == 0, "haproxy -c failed", r.stdout + r.stderr)
-    if not t.run("dist/haproxy/haproxy.cfg with loopback ports passes haproxy -c", substitute):
+    hap = HAProxy(haproxy, servers, work)
+    if not t.run("dist/haproxy/haproxy.cfg with loopback ports passes haproxy -c", hap.configure):
         t.done()
 
-    hap = Proc([haproxy, "-db", "-f", os.path.join(work, "haproxy.cfg")], name="haproxy")
-
-    def stats():
-        st, _, body = http_get(sport, "/stats;csv")
-        if st != 200:
-            return {}
-        rows = csv.DictReader(io.StringIO(body.decode().lstrip("# ")))
-        return {r["svname"]: r for r in rows if r["pxname"] == "echo_ev"}
-
-    def all_up():
-        check(wait_port(fport, 10), "haproxy does not listen", hap.text())
-        ok = poll(lambda: all(stats().get(n, {}).get("status") == "UP" for n in servers), 10)
-        check(ok, "servers not all UP by /healthz checks: %s" %
-              {n: r.get("status") for n, r in stats().items()}, hap.text())
-    if not t.run("haproxy up; GET /healthz checks mark the three instances UP", all_up):
+    hap.start()
+    if not t.run("haproxy up; GET /healthz checks mark the three instances UP", hap.wait_all_up):
         t.done()
 
     # --- the traffic ---
-    uri = "ws://127.0.0.1:%d/" % fport
+    uri = "ws://127.0.0.1:%d/" % hap.port
     results = {}
 
     async def client(i, stop_at):
@@ -108,14 +74,11 @@ try:
                 await asyncio.sleep(0.05)
         results[i] = {"acked": acked, "bad": bad, "reconnects": reconnects}
 
-    def opens(name):
-        return len(re.findall(r"#\d+ \S+ open", servers[name][0].text()))
-
     async def run_all():
         stop_at = time.monotonic() + BEFORE_KILL + AFTER_KILL
         tasks = [asyncio.create_task(client(i, stop_at)) for i in range(CLIENTS)]
         await asyncio.sleep(BEFORE_KILL)
-        before = {n: opens(n) for n in servers}
+        before = {n: hap.opens(n) for n in servers}
         servers["ev2"][0].p.send_signal(signal.SIGKILL)
         await asyncio.gather(*tasks)
         return before
@@ -144,7 +107,7 @@ try:
         re_clients = [i for i, r in results.items() if r["reconnects"] > 0]
         check(re_clients, "no client was on ev2 (nothing reconnected)")
         before = state["before"]
-        after = {n: opens(n) for n in servers}
+        after = {n: hap.opens(n) for n in servers}
         gained = sum(after[n] - before[n] for n in ("ev1", "ev3"))
         check(gained >= len(re_clients), "ev1+ev3 gained %d WebSockets for %d reconnecting clients" %
               (gained, len(re_clients)))
@@ -154,9 +117,9 @@ try:
     t.run("the clients of the killed instance reconnected and were served by the others", reconnected_elsewhere)
 
     def marked_down():
-        ok = poll(lambda: stats().get("ev2", {}).get("status", "").startswith("DOWN"), 8)
-        check(ok, "ev2 status %r" % stats().get("ev2", {}).get("status"), hap.text()[-3000:])
-        s = stats()
+        ok = poll(lambda: hap.status("ev2").startswith("DOWN"), 8)
+        check(ok, "ev2 status %r" % hap.status("ev2"), hap.text()[-3000:])
+        s = hap.stats()
         check(s["ev1"]["status"] == "UP" and s["ev3"]["status"] == "UP", "the others are not UP")
     t.run("haproxy's health check marks the killed instance DOWN, the others stay UP", marked_down)
 
@@ -167,8 +130,7 @@ try:
     t.run("the surviving instances exit 0 on SIGTERM", stop_all)
 finally:
     if hap:
-        hap.stop(5)
-        hap.kill()
+        hap.stop()
     for p, _ in servers.values():
         p.kill()
     rmtree(work)

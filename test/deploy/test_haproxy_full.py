@@ -5,15 +5,10 @@ HAProxy until that instance is full. Its health check (on a spare slot)
 then says "full": HAProxy stops sending it new clients, but the WebSockets
 it holds are not cut, and new clients are served by the others."""
 
-import csv
-import io
-import os
-import re
-import subprocess
 import time
 
-from deploylib import (Proc, SRC, Tap, check, free_port, http_get, poll, rmtree, start_server, tmpdir,
-                       wait_port, which, ws_frame, ws_open_raw)
+from deploylib import Tap, check, http_get, poll, rmtree, start_server, tmpdir, which, ws_frame, ws_open_raw
+from haproxylib import HAProxy
 
 t = Tap()
 haproxy = which("haproxy")
@@ -21,7 +16,6 @@ if not haproxy:
     t.skip("haproxy", "needs haproxy")
     t.done()
 
-cfg_src = open(os.path.join(SRC, "dist", "haproxy", "haproxy.cfg")).read()
 work = tmpdir()
 servers = {}
 hap = None
@@ -44,46 +38,18 @@ try:
     servers["ev1"] = start_server("--max-connections", "3", name="ev1")
     servers["ev2"] = start_server(name="ev2")
     servers["ev3"] = start_server(name="ev3")
-    fport, sport = free_port(), free_port()
-
-    code = "".join(ln for ln in cfg_src.splitlines(keepends=True) if not ln.lstrip().startswith("#"))
-    for old, new in [("bind :8080", "bind 127.0.0.1:%d" % fport), ("127.0.0.1:8404", "127.0.0.1:%d" % sport)] + \
-                    [("127.0.0.1:900%d" % i, "127.0.0.1:%d" % servers["ev%d" % i][1]) for i in (1, 2, 3)]:
-        check(code.count(old) == 1, "haproxy.cfg: expected one %r" % old)
-        code = code.replace(old, new)
-    with open(os.path.join(work, "haproxy.cfg"), "w") as f:
-        f.write(code)
-    r = subprocess.run([haproxy, "-c", "-f", os.path.join(work, "haproxy.cfg")], capture_output=True, text=True,
-                       timeout=30)
-    check(r.returncode == 0, "haproxy -c failed", r.stdout + r.stderr)
-    hap = Proc([haproxy, "-db", "-f", os.path.join(work, "haproxy.cfg")], name="haproxy")
-
-    def stats():
-        st, _, body = http_get(sport, "/stats;csv")
-        if st != 200:
-            return {}
-        rows = csv.DictReader(io.StringIO(body.decode().lstrip("# ")))
-        return {r["svname"]: r for r in rows if r["pxname"] == "echo_ev"}
-
-    def status(name):
-        return stats().get(name, {}).get("status", "")
-
-    def opens(name):
-        return len(re.findall(r"#\d+ \S+ open", servers[name][0].text()))
-
-    def all_up():
-        check(wait_port(fport, 10), "haproxy does not listen", hap.text())
-        check(poll(lambda: all(status(n) == "UP" for n in servers), 10),
-              "not all UP: %s" % {n: status(n) for n in servers}, hap.text())
-    t.run("haproxy up, the three instances UP", all_up)
+    hap = HAProxy(haproxy, servers, work)
+    hap.configure()
+    hap.start()
+    t.run("haproxy up, the three instances UP", hap.wait_all_up)
 
     def fill():
         for i in range(15):
-            if opens("ev1") >= 3:
+            if hap.opens("ev1") >= 3:
                 break
-            clients.append(ws_open_raw(fport))
-            poll(lambda: sum(opens(n) for n in servers) >= len(clients), 5)
-        check(opens("ev1") == 3, "ev1 has %d WebSockets after %d clients" % (opens("ev1"), len(clients)))
+            clients.append(ws_open_raw(hap.port))
+            poll(lambda: sum(hap.opens(n) for n in servers) >= len(clients), 5)
+        check(hap.opens("ev1") == 3, "ev1 has %d WebSockets after %d clients" % (hap.opens("ev1"), len(clients)))
         for i, s in enumerate(clients):
             echo(s, b"before %d" % i)
     t.run("clients through haproxy until ev1 holds 3 (its --max-connections)", fill)
@@ -96,15 +62,16 @@ try:
     t.run("at the limit ev1 still answers: /healthz 200 full, /readyz 503 full", full_not_dead)
 
     def no_new_clients():
-        check(poll(lambda: status("ev1").startswith("DOWN"), 8), "ev1 status %r" % status("ev1"), hap.text()[-2000:])
+        check(poll(lambda: hap.status("ev1").startswith("DOWN"), 8), "ev1 status %r" % hap.status("ev1"),
+              hap.text()[-2000:])
         time.sleep(1.5)  # several more checks: sessions must survive them
         for i, s in enumerate(clients):
             echo(s, b"after %d" % i)
         for i in range(4):
-            s = ws_open_raw(fport)
+            s = ws_open_raw(hap.port)
             clients.append(s)
             echo(s, b"new %d" % i)
-        check(opens("ev1") == 3, "ev1 got new WebSockets while full: %d" % opens("ev1"))
+        check(hap.opens("ev1") == 3, "ev1 got new WebSockets while full: %d" % hap.opens("ev1"))
     t.run("full ev1 gets no new clients; its 3 WebSockets still echo; new clients go to the others", no_new_clients)
 
     def back_up():
@@ -118,7 +85,7 @@ try:
             s.close()
             clients.remove(s)
             poll(lambda: http_get(ev1_port, "/readyz")[0] == 200, 1)
-        check(poll(lambda: status("ev1") == "UP", 8), "ev1 not UP again: %r" % status("ev1"))
+        check(poll(lambda: hap.status("ev1") == "UP", 8), "ev1 not UP again: %r" % hap.status("ev1"))
         for i, s in enumerate(clients):
             echo(s, b"end %d" % i)
     t.run("when a slot frees, ev1 is UP again and every remaining client still echoes", back_up)
@@ -134,8 +101,7 @@ finally:
     for s in clients:
         s.close()
     if hap:
-        hap.stop(5)
-        hap.kill()
+        hap.stop()
     for p, _ in servers.values():
         p.kill()
     rmtree(work)

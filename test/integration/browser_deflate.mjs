@@ -1,33 +1,12 @@
 // Headless Chromium (always offers permessage-deflate) echoing through echo-ev.
 // Usage: node browser_deflate.mjs PORT
-// Prints one JSON line per test: {"name":..., "ok":bool, "detail":...}; exit 1 when any failed.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+// Prints one JSON line per test (results.mjs); exit 1 when any failed.
+import { withChromium } from './chromium.mjs';
+import { finish, run } from './results.mjs';
 
 const port = Number(process.argv[2]);
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
-let failures = 0;
-function report(name, ok, detail = '') {
-  if (!ok) failures++;
-  process.stdout.write(JSON.stringify({ name, ok, detail: String(detail) }) + '\n');
-}
-async function run(name, fn) {
-  try { await fn(); report(name, true); } catch (e) { report(name, false, e && e.stack || e); }
-}
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'echo-ev-chromium-'));
-let browser;
-try {
-  await run('launch headless chromium', async () => {
-    browser = await puppeteer.launch({
-      executablePath, headless: true, timeout: 30000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
-    });
-  });
-  if (!browser) process.exit(1);
+await withChromium('launch headless chromium', [], async (browser) => {
   const page = await browser.newPage();
   page.setDefaultTimeout(30000);
   const cdp = await page.createCDPSession();
@@ -74,8 +53,5 @@ try {
     if (!/^permessage-deflate/.test(res.ext)) throw new Error(`ws.extensions = ${JSON.stringify(res.ext)}`);
     if (!extensions.some((e) => /permessage-deflate/.test(e))) throw new Error(`handshake headers: ${JSON.stringify(extensions)}`);
   });
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failures ? 1 : 0);
+});
+finish();

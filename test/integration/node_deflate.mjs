@@ -1,45 +1,13 @@
 // permessage-deflate through the Node `ws` client (perMessageDeflate), every offer it can make.
 // Usage: node node_deflate.mjs ws://127.0.0.1:PORT/
-// Prints one JSON line per test: {"name":..., "ok":bool, "detail":...}; exit 1 when any failed.
+// Prints one JSON line per test (results.mjs); exit 1 when any failed.
 import crypto from 'node:crypto';
-import WebSocket from 'ws';
+import { finish, run, withTimeout } from './results.mjs';
+import { closeWith, nextMessage, open } from './ws_client.mjs';
 
 const url = process.argv[2];
 if (!url) { console.error('usage: node node_deflate.mjs URL'); process.exit(2); }
 const SIZES = [0, 1, 125, 126, 4096, 65535, 65536, 1 << 20];
-let failures = 0;
-
-function report(name, ok, detail = '') {
-  if (!ok) failures++;
-  process.stdout.write(JSON.stringify({ name, ok, detail: String(detail) }) + '\n');
-}
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(t));
-}
-
-function open(pmd) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: pmd, maxPayload: 64 << 20 });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  }), 10000, 'open');
-}
-
-function nextMessage(ws, ms = 30000) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
-    const onClose = (code) => { cleanup(); reject(new Error(`closed with ${code} while waiting for a message`)); };
-    const cleanup = () => { ws.off('message', onMsg); ws.off('close', onClose); };
-    ws.on('message', onMsg); ws.on('close', onClose);
-  }), ms, 'message');
-}
-
-function closeWith(ws, code) {
-  return withTimeout(new Promise((resolve) => { ws.once('close', (c) => resolve(c)); ws.close(code); }), 10000, 'close');
-}
 
 const words = 'the quick brown fox jumps over the lazy dog \u2713 ';
 function payload(kind, n) {
@@ -61,8 +29,8 @@ const OFFERS = [
 ];
 
 for (const [name, pmd] of OFFERS) {
-  try {
-    const ws = await open(pmd);
+  await run(`ws ${name}: text+binary 0 B..1 MiB, compressible+random, 200 in flight`, async () => {
+    const ws = await open(url, { perMessageDeflate: pmd });
     if (!/permessage-deflate/.test(ws.extensions)) throw new Error(`not negotiated: ${JSON.stringify(ws.extensions)}`);
     for (const kind of ['compressible text', 'random text', 'compressible binary', 'random binary']) {
       for (const n of SIZES) {
@@ -83,10 +51,7 @@ for (const [name, pmd] of OFFERS) {
     burst.forEach((m, i) => { if (!Buffer.from(got[i]).equals(Buffer.isBuffer(m) ? m : Buffer.from(m))) throw new Error(`burst ${i} differs`); });
     const code = await closeWith(ws, 1000);
     if (code !== 1000) throw new Error(`close code ${code}`);
-    report(`ws ${name}: text+binary 0 B..1 MiB, compressible+random, 200 in flight`, true);
-  } catch (e) {
-    report(`ws ${name}`, false, e && e.stack || e);
-  }
+  });
 }
 
-process.exit(failures ? 1 : 0);
+finish();

@@ -1,48 +1,16 @@
 // Echo tests through the Node `ws` client.
 // Usage: node node_echo.mjs ws://127.0.0.1:PORT/
-// Prints one JSON line per test: {"name":..., "ok":bool, "detail":...}; exit 1 when any failed.
+// Prints one JSON line per test (results.mjs); exit 1 when any failed.
 import crypto from 'node:crypto';
-import WebSocket from 'ws';
+import { finish, run, withTimeout } from './results.mjs';
+import { closeWith, nextMessage, open as openWs } from './ws_client.mjs';
 
 const url = process.argv[2];
 if (!url) { console.error('usage: node node_echo.mjs URL'); process.exit(2); }
 const SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20, 16 << 20];
-let failures = 0;
 
-function report(name, ok, detail = '') {
-  if (!ok) failures++;
-  process.stdout.write(JSON.stringify({ name, ok, detail: String(detail) }) + '\n');
-}
-
-function withTimeout(p, ms, what) {
-  let t;
-  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms); })])
-    .finally(() => clearTimeout(t));
-}
-
-function open() {
-  return withTimeout(new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 64 << 20 });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  }), 10000, 'open');
-}
-
-function nextMessage(ws, ms = 30000) {
-  return withTimeout(new Promise((resolve, reject) => {
-    const onMsg = (data, isBinary) => { cleanup(); resolve({ data, isBinary }); };
-    const onClose = (code) => { cleanup(); reject(new Error(`closed with ${code} while waiting for a message`)); };
-    const cleanup = () => { ws.off('message', onMsg); ws.off('close', onClose); };
-    ws.on('message', onMsg); ws.on('close', onClose);
-  }), ms, 'message');
-}
-
-function closeWith(ws, code) {
-  return withTimeout(new Promise((resolve) => {
-    ws.once('close', (c) => resolve(c));
-    ws.close(code);
-  }), 10000, 'close');
-}
+const open = () => openWs(url, { perMessageDeflate: false });
+const test = (name, fn) => run(name, fn, 60000);
 
 function textOf(n) {
   if (n < 8) return 'a'.repeat(n);
@@ -50,15 +18,9 @@ function textOf(n) {
 }
 
 function label(n) { return n >= (1 << 20) ? `${n >> 20} MiB` : `${n} B`; }
-
-async function run(name, fn, ms = 60000) {
-  try { await withTimeout(fn(), ms, name); report(name, true); }
-  catch (e) { report(name, false, e && e.stack || e); }
-}
-
 for (const kind of ['text', 'binary']) {
   for (const n of SIZES) {
-    await run(`${kind} echo ${label(n)}`, async () => {
+    await test(`${kind} echo ${label(n)}`, async () => {
       const ws = await open();
       const msg = kind === 'text' ? textOf(n) : crypto.randomBytes(n);
       if (kind === 'text' && Buffer.byteLength(msg) !== n) throw new Error('generator bug');
@@ -73,7 +35,7 @@ for (const kind of ['text', 'binary']) {
   }
 }
 
-await run('fragmented text (fin: false) echoed whole', async () => {
+await test('fragmented text (fin: false) echoed whole', async () => {
   const ws = await open();
   const parts = ['frag-one ', 'frag-\u2713-two ', 'three'.repeat(5000)];
   parts.forEach((p, i) => ws.send(p, { fin: i === parts.length - 1 }));
@@ -83,7 +45,7 @@ await run('fragmented text (fin: false) echoed whole', async () => {
   await closeWith(ws, 1000);
 });
 
-await run('fragmented binary (fin: false) echoed whole', async () => {
+await test('fragmented binary (fin: false) echoed whole', async () => {
   const ws = await open();
   const parts = [crypto.randomBytes(10), crypto.randomBytes(70000), crypto.randomBytes(1)];
   parts.forEach((p, i) => ws.send(p, { fin: i === parts.length - 1, binary: true }));
@@ -93,7 +55,7 @@ await run('fragmented binary (fin: false) echoed whole', async () => {
   await closeWith(ws, 1000);
 });
 
-await run('ping answered with pong carrying the payload', async () => {
+await test('ping answered with pong carrying the payload', async () => {
   const ws = await open();
   for (const payload of [Buffer.alloc(0), Buffer.from('node-ping'), crypto.randomBytes(125)]) {
     const got = await withTimeout(new Promise((resolve) => { ws.once('pong', resolve); ws.ping(payload); }), 5000, 'pong');
@@ -105,13 +67,13 @@ await run('ping answered with pong carrying the payload', async () => {
   await closeWith(ws, 1000);
 });
 
-await run('close 3000 echoed', async () => {
+await test('close 3000 echoed', async () => {
   const ws = await open();
   const code = await closeWith(ws, 3000);
   if (code !== 3000) throw new Error(`close code ${code}, want 3000`);
 });
 
-await run('50 concurrent ws clients x 10 messages', async () => {
+await test('50 concurrent ws clients x 10 messages', async () => {
   const clients = await Promise.all(Array.from({ length: 50 }, () => open()));
   await Promise.all(clients.map(async (ws, i) => {
     for (let j = 0; j < 10; j++) {
@@ -124,4 +86,4 @@ await run('50 concurrent ws clients x 10 messages', async () => {
   await Promise.all(clients.map((ws) => closeWith(ws, 1000)));
 });
 
-process.exit(failures ? 1 : 0);
+finish();

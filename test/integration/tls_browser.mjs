@@ -2,37 +2,15 @@
 // Usage: node tls_browser.mjs TLS_PORT SPKI_HASHES
 // (SPKI_HASHES: base64 SHA-256 of the test certificates' public keys, comma-separated,
 // trusted with --ignore-certificate-errors-spki-list: no CA is installed anywhere.)
-// Prints one JSON line per test: {"name":..., "ok":bool, "detail":...}; exit 1 when any failed.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import puppeteer from 'puppeteer-core';
+// Prints one JSON line per test (results.mjs); exit 1 when any failed.
+import { withChromium } from './chromium.mjs';
+import { finish, run } from './results.mjs';
 
 const port = Number(process.argv[2]);
 const spki = process.argv[3];
-let failures = 0;
-function report(name, ok, detail = '') {
-  if (!ok) failures++;
-  process.stdout.write(JSON.stringify({ name, ok, detail: String(detail) }) + '\n');
-}
-async function run(name, fn) {
-  try { await fn(); report(name, true); } catch (e) { report(name, false, e && e.stack || e); }
-}
 
-const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'echo-ev-chromium-tls-'));
-let browser;
-try {
-  await run('launch headless chromium trusting the test certificate by SPKI', async () => {
-    browser = await puppeteer.launch({
-      executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-      headless: true,
-      timeout: 30000,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-             '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`,
-             `--ignore-certificate-errors-spki-list=${spki}`],
-    });
-  });
-  if (!browser) process.exit(1);
+await withChromium('launch headless chromium trusting the test certificate by SPKI',
+                   [`--ignore-certificate-errors-spki-list=${spki}`], async (browser) => {
   const page = await browser.newPage();
   page.setDefaultTimeout(10000);
   const cdp = await page.createCDPSession();
@@ -79,8 +57,5 @@ try {
     }), port);
     if (!ok) throw new Error('binary echo differs');
   });
-} finally {
-  if (browser) await browser.close().catch(() => {});
-  fs.rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failures ? 1 : 0);
+});
+finish();
