@@ -204,7 +204,8 @@ def start_server(*args, port=0, bind="127.0.0.1", env=None, name="echo-ev", time
         argv += ["--bind", bind]
     argv += list(args)
     p = Proc(argv, env=env, name=name)
-    m = p.wait_log(r"listening on \[?[0-9a-fA-F.:]+?\]?:(\d+)", timeout)
+    # "listening on 127.0.0.1:PORT" or "listening on [::1]:PORT"
+    m = p.wait_log(r"listening on (?:\[[0-9a-fA-F:.]+\]|[0-9.]+):(\d+)", timeout)
     if not m:
         out = p.text()
         p.kill()

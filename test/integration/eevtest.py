@@ -55,13 +55,15 @@ def slow_factor():
 
 
 class Server:
-    """One echo-ev process on 127.0.0.1 with an ephemeral port.
+    """One echo-ev process with an ephemeral port (on 127.0.0.1 unless bind says).
 
     Used as a context manager: on exit it sends SIGTERM and asserts exit 0
     and no sanitizer report (unless the block already raised).
     """
 
-    LISTEN_RE = re.compile(r"listening on \[?([0-9a-fA-F.:]+?)\]?:(\d+)")
+    # The first listener's start-up line: "listening on 127.0.0.1:PORT" or
+    # "listening on [::1]:PORT"; groups host (or host6, an IPv6 address) and port.
+    LISTEN_RE = re.compile(r"listening on (?:\[(?P<host6>[0-9a-fA-F:.]+)\]|(?P<host>[0-9.]+)):(?P<port>\d+)")
 
     def __init__(self, *args, env=None, bind="127.0.0.1", port=0, start_timeout=15.0):
         self.args = [binary()]
@@ -75,6 +77,7 @@ class Server:
             self.env.update(env)
         self.start_timeout = start_timeout * slow_factor()
         self.proc = None
+        self.host = None  # of the first listener logged, e.g. "127.0.0.1" or "::1"
         self.port = None
         self.lines = []
         self._lock = threading.Lock()
@@ -115,7 +118,9 @@ class Server:
             if not self._listening.is_set():
                 m = self.LISTEN_RE.search(line)
                 if m:
-                    self.port = int(m.group(2))
+                    found = m.groupdict()
+                    self.host = found.get("host6") or found.get("host")
+                    self.port = int(found["port"])
                     self._listening.set()
 
     def alive(self):
@@ -212,6 +217,9 @@ class Server:
 
     @property
     def url(self):
+        """The first listener's ws:// URL; 127.0.0.1 for an IPv4 or wildcard address."""
+        if self.host and ":" in self.host and self.host != "::":
+            return "ws://[%s]:%d/" % (self.host, self.port)
         return "ws://127.0.0.1:%d/" % self.port
 
 
@@ -512,6 +520,16 @@ def assert_served(port, timeout=5.0, payload=None):
         check(code == 1000, "liveness check: close code %d" % code)
     finally:
         c.close()
+
+
+def ipv6_loopback():
+    """True when this machine can bind ::1."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
 
 
 def poll(fn, timeout, interval=0.05):

@@ -2,6 +2,7 @@
 
 import asyncio
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -9,7 +10,7 @@ import tempfile
 
 import websockets
 
-from eevtest import Server, assert_served, binary, check, slow_factor
+from eevtest import Server, assert_served, binary, check, ipv6_loopback, slow_factor
 from run import test
 
 MODULE_TIMEOUT = 120
@@ -98,13 +99,24 @@ async def bind_name_dual():
         srv = Server(bind="localhost")
         srv.args = prefix + srv.args
         with srv:
-            # the first line may be [::1]:P, which Server's port pattern does not expect
-            srv.port = int(srv.wait_log(r"listening on 127\.0\.0\.1:\d+").rsplit(":", 1)[1])
             for shown in ("127.0.0.1:%d" % srv.port, "[::1]:%d" % srv.port):
                 srv.wait_log(r"listening on %s" % shown.replace("[", r"\[").replace("]", r"\]").replace(".", r"\."))
                 await echo_at(uri="ws://%s/" % shown)
     finally:
         os.unlink(prefix[-1])
+
+
+@test("--bind ::1: the port is read from the '[::1]:PORT' line; a client echoes over IPv6")
+async def bind_ipv6_loopback():
+    if not ipv6_loopback():
+        print("# skipped: ::1 cannot be bound here")
+        return
+    with Server(bind="::1") as srv:
+        line = srv.wait_log(r"listening on")
+        check(re.search(r"listening on \[::1\]:%d$" % srv.port, line), "port %s read from %r" % (srv.port, line))
+        check(srv.host == "::1" and srv.url == "ws://[::1]:%d/" % srv.port, "host %r, url %r" % (srv.host, srv.url))
+        await echo_at(uri=srv.url)
+        await echo_at(uri=srv.url)  # the first client did not disturb the next
 
 
 @test("--bind twice: 127.0.0.1 and unix:PATH (mode from --unix-mode); stale socket replaced; file removed at exit")

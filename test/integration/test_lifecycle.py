@@ -9,7 +9,7 @@ import time
 
 import websockets
 
-from eevtest import RawWS, Server, assert_served, binary, check, slow_factor, sanitized
+from eevtest import RawWS, Server, assert_served, binary, check, ipv6_loopback, slow_factor, sanitized
 from run import test
 
 MODULE_TIMEOUT = 180
@@ -245,16 +245,6 @@ async def ping_interval():
         await good.send("alive")
         check(await asyncio.wait_for(good.recv(), 5) == "alive", "ponging client echo")
         await good.close()
-
-
-def ipv6_loopback():
-    try:
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.bind(("::1", 0))
-        s.close()
-        return True
-    except OSError:
-        return False
 
 
 @test("default bind: dual-stack [::] serves 127.0.0.1 and ::1 (or 0.0.0.0 without IPv6)")

@@ -395,7 +395,7 @@ def activation():
     s = Server(port=None, bind=None)
     s.args = [ssa, "-l", "127.0.0.1:%d" % ports[0], "-l", "127.0.0.1:%d" % ports[1], "--fdname=web:tls",
               eevtest.binary(), "--tls-cert", p.ec[0], "--tls-key", p.ec[1]]
-    s.LISTEN_RE = __import__("re").compile(r"(Listening) on 127\.0\.0\.1:(%d)" % ports[1])
+    s.LISTEN_RE = __import__("re").compile(r"Listening on (?P<host>127\.0\.0\.1):(?P<port>%d)" % ports[1])
     with s:
         s.port = ports[0]
 
