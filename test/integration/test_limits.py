@@ -318,6 +318,60 @@ def memory_evicts_largest():
         assert_served(srv.port)
 
 
+@test("--max-memory: a client that never reads, paused with its echoes queued, is evicted for a new large message",
+      timeout=90)
+def memory_evicts_queue():
+    with Server("--max-memory", "768K", "--high-water", "512K", "--low-water", "128K") as srv:
+        hog = RawWS.open(srv.port)
+        hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        small = frame(0x2, b"\x5a" * (60 << 10), key=b"\0\0\0\0")  # each under 64 KiB: never refused
+
+        def push():
+            hog.sock.settimeout(3 * slow_factor())
+            try:
+                for _ in range(300):  # 18 MiB: more than the kernel buffers take
+                    hog.sock.sendall(small)
+            except (socket.timeout, OSError):
+                pass  # paused: the server stopped reading
+
+        th = threading.Thread(target=push, daemon=True)
+        th.start()
+        ok = poll(lambda: metrics(srv.port).get("echo_ev_backpressure_pauses_total", 0) >= 1, 10 * slow_factor())
+        check(ok, "the hog was never paused")
+        queued = metrics(srv.port).get("echo_ev_queued_bytes", 0)
+        check(queued > 512 << 10, "only %d bytes queued" % queued)
+        # In three fragments, so it is reassembled (growing to 400 KiB) however
+        # the reads split it; with the hog's queue (> 512 KiB) that crosses 768K.
+        msg = os.urandom(300 << 10)
+        w = RawWS.open(srv.port)
+        w.sendall(frame(0x2, msg[:100 << 10], fin=False) + frame(0x0, msg[100 << 10:200 << 10], fin=False)
+                  + frame(0x0, msg[200 << 10:]))
+        op, got = w.recv_message(10 * slow_factor())
+        check(op == 0x2 and got == msg, "300 KiB message with %d bytes queued for a non-reader: got %r"
+              % (queued, (op, got if op == "close" else len(got))))
+        w.close()
+        m = metrics(srv.port)
+        check(m.get("echo_ev_memory_evictions_total") == 1, "evictions %r" % m.get("echo_ev_memory_evictions_total"))
+        check(m.get("echo_ev_queued_bytes", -1) < 64 << 10, "the hog's queue is still held: %r" % m.get("echo_ev_queued_bytes"))
+        # The hog's stream ends: echoes already begun, then Close 1013 or, if it
+        # was owed more than 64 KiB of a frame begun, a cut.
+        code = None
+        try:
+            while True:
+                fin, op, p, _ = hog.recv_frame(5 * slow_factor())
+                if op == 0x8:
+                    code = struct.unpack("!H", p[:2])[0]
+                    break
+        except (EOFError, ConnectionResetError):
+            pass
+        print("# the hog, %d bytes queued: %s" % (queued, "cut" if code is None else "Close %d" % code))
+        check(code in (None, 1013), "the hog got Close %r" % code)
+        check(hog.wait_eof(5 * slow_factor()), "the hog's connection was not closed")
+        th.join(5)
+        hog.close()
+        assert_served(srv.port)
+
+
 @test("queue bound: a client sending 4 MiB messages and never reading queues at most --high-water 1M + 4 MiB + 512 KiB", timeout=60)
 def queue_bound():
     import threading
