@@ -453,11 +453,12 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         return;
     }
     /* The echo path's usual end: an open connection that held and queued
-     * nothing, reading, still holds and queues nothing. proceed_with()
-     * would change nothing. */
-    if (st.flags == EEV_WANT_READ && st.state == EEV_STATE_OPEN && c->mem == 0 &&
-        c->queued == 0 && c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) &&
-        !c->tls && !c->held && (c->io.events & (EV_READ | EV_WRITE)) == EV_READ)
+     * nothing at its last count (so held no HTTP input either, and its
+     * watcher, set from that same count, reads and does not write) still
+     * holds and queues nothing: proceed_with() would change nothing. (Over
+     * TLS it may have to feed records OpenSSL holds.) */
+    if (st.flags == EEV_WANT_READ && st.state == EEV_STATE_OPEN && (c->mem | c->queued) == 0 &&
+        c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) && !c->tls)
         return;
     proceed_with(srv, c, st); /* no second look at the driver */
 }

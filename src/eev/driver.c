@@ -642,9 +642,9 @@ static inline void short_unmask(uint8_t *p, size_t hl, size_t len)
 
 static inline void count_echo(eev_echo_stats *st, size_t len)
 {
-    st->messages++;
     st->bytes += len;
     st->size_class[len > 1 ? 32 - __builtin_clz((unsigned)len - 1) : 0]++;
+    st->messages++;
 }
 
 /*
@@ -739,7 +739,6 @@ static size_t inflate_budget(const eev_driver *d)
 {
     return d->opt->deflate.inflate_budget ? d->opt->deflate.inflate_budget : INFLATE_BUDGET;
 }
-
 
 /* A new input buffer: nothing is known to lie in it yet, nothing has been
  * inflated from it. */
@@ -1064,11 +1063,11 @@ static __attribute__((noinline)) eev_status status_pmd(const eev_driver *d, eev_
 
 eev_status eev_driver_status(const eev_driver *d)
 {
-    eev_status st = {d->state != EEV_STATE_CLOSED ? EEV_WANT_READ : EEV_FINISHED, (eev_state)d->state, d->oq.len};
+    /* (EEV_FINISHED is EEV_WANT_READ + 3: no branch) */
+    eev_status st = {EEV_WANT_READ + 3u * (d->state == EEV_STATE_CLOSED), (eev_state)d->state, d->oq.len};
 
-    if (d->oq.len)
-        st.flags |= EEV_WANT_WRITE | EEV_HOLDS;
-    else if (d->msg_cap)
+    st.flags |= d->oq.len ? EEV_WANT_WRITE : 0;
+    if (d->oq.len | d->msg_cap)
         st.flags |= EEV_HOLDS;
     else if (d->pmd)
         return status_pmd(d, st);
