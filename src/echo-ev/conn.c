@@ -385,7 +385,8 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
                 c->messages += (uint32_t)(srv->echoes.messages - msgs);
                 c->bytes_in += bytes;
                 c->bytes_out += bytes;
-                c->last_msg = server_ticks(srv);
+                if (srv->cfg->idle_timeout > 0) /* the idle clock, read only then */
+                    c->last_msg = server_ticks(srv);
             }
             /* Echoes go out straight from the read buffer; what the socket
              * does not take is copied before the buffer is read into again. */
