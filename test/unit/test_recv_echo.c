@@ -186,6 +186,35 @@ static void run_mix(int borrow, size_t first_take)
     sb_free(&out);
 }
 
+/* Every short length joined into one run after a first message (each
+ * moved down over the spent headers before it), text and binary. */
+static void run_lengths(void)
+{
+    eev_options opt = {.role = EEV_ROLE_SERVER, .borrow_input = 1};
+    struct ctx c = {0};
+    eev_echo_stats st = {0}, want_st = {0};
+    sbuf in = {0}, want = {0}, out = {0};
+    uint8_t pl[300];
+
+    for (size_t i = 0; i < sizeof(pl); i++)
+        pl[i] = (uint8_t)('a' + i % 26);
+    eev_driver *d = open_driver(&opt, &c);
+    for (size_t len = 0; len <= sizeof(pl); len += len < 40 ? 1 : 37) {
+        uint8_t b0 = len & 1 ? 0x81 : 0x82;
+        sb_frame(&in, b0, 1, pl, len);
+        sb_frame(&want, b0, 0, pl, len);
+        expect(&want_st, len);
+    }
+    ok(feed(d, &st, &in, NULL, 0, (size_t)-1, &out) == (ssize_t)in.len, "lengths: consumed");
+    ok(out.len == want.len && memcmp(out.p, want.p, want.len) == 0,
+       "lengths 0-40 and up to 300 in one run: echoes byte-identical (%zu of %zu bytes)", out.len, want.len);
+    ok(stats_equal(&st, &want_st) && c.messages == 0, "lengths: all counted, none through on_message");
+    eev_driver_del(d);
+    sb_free(&in);
+    sb_free(&want);
+    sb_free(&out);
+}
+
 /* The first close code in out, or -1. Data frames before it are counted
  * in *before. */
 static int first_close(const sbuf *out, int *before)
@@ -287,6 +316,7 @@ int main(void)
         run_mix(1, takes[i]);
         run_mix(0, takes[i]);
     }
+    run_lengths();
     test_failures();
     test_client();
     return done_testing();
