@@ -728,10 +728,11 @@ static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo
     uint8_t *p = in;
 
     while (end - p >= 6 && !q->head) {
-        size_t len, hl_in = short_frame(p, end, cap, &len), hl = hl_in - 4;
-        uint8_t b0 = p[0], *data = p + hl_in, *at = data - hl;
+        size_t len, hl_in = short_frame(p, end, cap, &len);
         if (!hl_in)
             break;
+        size_t hl = hl_in - 4;
+        uint8_t b0 = p[0], *data = p + hl_in, *at = data - hl;
         if (q->view) {
             if (!(d->xflags & X_VIEW_JOIN) || len >= BORROW_MIN)
                 break; /* the general path queues it otherwise */
