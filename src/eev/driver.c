@@ -403,7 +403,7 @@ static int inflate_piece(eev_driver *d, const uint8_t *p, size_t n, int fin)
         } else if (keep) {
             cap = 1; /* full: does anything more come out? */
         }
-        more = pmd_inflate(z, &p, &n, fin, out, cap, &got, &why);
+        more = pmd_inflate(z, d->opt->deflate.shared, &p, &n, fin, out, cap, &got, &why);
         if (more == -2)
             return EEV_ERR_NOMEM;
         if (more == -1)
@@ -426,9 +426,11 @@ static int take_compressed(eev_driver *d, const uint8_t *p, size_t n, int whole)
     int fin = d->remaining == 0 && (d->fb0 & FRAME_FIN);
     int rv;
 
+    if ((rv = pmd_msg_open(z, d->opt->deflate.shared)) < 0)
+        return rv;
     if (z->flags & PMD_MSG_PASS) { /* keep the received bytes for the echo */
         if (whole && fin && z->zwire == 0) {
-            z->zsrc = p; /* a whole single frame: it stays in the input */
+            z->m->zsrc = p; /* a whole single frame: it stays in the input */
         } else if (n) {
             if ((rv = driver_mem_ask(d, pmd_keep_grow(z, n))) != 0)
                 return rv < 0 ? rv : 0; /* 1: refused, the connection failed */
@@ -441,7 +443,7 @@ static int take_compressed(eev_driver *d, const uint8_t *p, size_t n, int whole)
         return rv;
     d->flags |= F_SPLIT;
     if (!fin)
-        return 0;
+        return pmd_msg_hold(z); /* the shared state serves only within one input */
     return deliver(d, (z->flags & PMD_MSG_PASS) && d->opt->deflate.echo_only ? NULL : d->msg,
                    d->msg_len);
 }
@@ -912,20 +914,21 @@ static int send_compressed(eev_driver *d, unsigned op, const void *p, size_t len
 static int send_passthrough(eev_driver *d, const eev_message_arg *m)
 {
     struct pmd *z = d->pmd;
+    struct pmd_msg *k = z->m; /* (open: the message has just been delivered) */
     uint8_t b0 = (uint8_t)(FRAME_FIN | FRAME_RSV1 | m->opcode);
 
     z->flags |= PMD_ECHOED;
-    if (z->zsrc) {
+    if (k->zsrc) {
         if (d->opt->borrow_input && z->zwire >= BORROW_MIN) {
             uint8_t hdr[FRAME_MAX_HEADER];
             size_t hl = frame_encode_header(hdr, b0, z->zwire, NULL);
-            return outq_push_view(&d->oq, hdr, hl, z->zsrc, z->zwire) < 0 ? EEV_ERR_NOMEM : 0;
+            return outq_push_view(&d->oq, hdr, hl, k->zsrc, z->zwire) < 0 ? EEV_ERR_NOMEM : 0;
         }
-        return queue_frame(d, b0, z->zsrc, z->zwire);
+        return queue_frame(d, b0, k->zsrc, z->zwire);
     }
-    uint8_t *buf = z->zmsg;
-    z->zmsg = NULL; /* the queue owns it now */
-    z->zlen = z->zcap = 0;
+    uint8_t *buf = k->zmsg;
+    k->zmsg = NULL; /* the queue owns it now */
+    k->zlen = k->zcap = 0;
     return queue_owned(d, b0, buf, z->zwire);
 }
 

@@ -13,10 +13,15 @@
 #include "pmd.h"
 
 /* Streams shared by the drivers of one thread: a compressor for messages
- * that reset context anyway, set up for the last parameters used. */
+ * that reset context anyway, set up for the last parameters used, and the
+ * state of one compressed message being received by a connection that
+ * keeps no context, with an inflate stream per window size. */
 struct eev_deflate_shared {
     z_stream def;
     int ready, bits, level, mem;
+    struct pmd_msg msg;
+    unsigned inf_ready; /* bit b: inf[b - 8] is set up */
+    z_stream inf[8];    /* window bits 8 (as 9) to 15 */
 };
 
 static void *zalloc(void *op, unsigned n, unsigned size)
@@ -51,12 +56,12 @@ struct pmd *pmd_new(const struct pmd_params *p, unsigned role)
     return z;
 }
 
-static void inf_free(struct pmd *z)
+static void inf_free(struct pmd_msg *m)
 {
-    if (z->inf) {
-        inflateEnd(z->inf);
-        free(z->inf);
-        z->inf = NULL;
+    if (m->inf) {
+        inflateEnd(m->inf);
+        free(m->inf);
+        m->inf = NULL;
     }
 }
 
@@ -64,12 +69,15 @@ void pmd_free(struct pmd *z)
 {
     if (!z)
         return;
-    inf_free(z);
-    if (z->def) {
-        deflateEnd(z->def);
-        free(z->def);
+    pmd_msg_end(z); /* gives back the shared state */
+    if (z->m) {
+        inf_free(z->m);
+        if (z->m->def) {
+            deflateEnd(z->m->def);
+            free(z->m->def);
+        }
+        free(z->m);
     }
-    free(z->zmsg);
     free(z);
 }
 
@@ -86,28 +94,116 @@ static int in_bits(const struct pmd *z)
     return b < 9 ? 9 : b;
 }
 
-int pmd_inflate(struct pmd *z, const uint8_t **in, size_t *in_len, int fin, uint8_t *out,
-                size_t cap, size_t *produced, const char **why)
+/* Our compressor starts afresh for every message (the peer's inflater
+ * may keep context: with passthrough our messages interleave with the
+ * client's, so each must stand alone). */
+static int out_nct(const struct pmd *z)
 {
+    return z->flags & PMD_CLIENT ? z->p.c_nct : z->p.s_nct || (z->flags & PMD_PASS);
+}
+
+int pmd_msg_open(struct pmd *z, eev_deflate_shared *sh)
+{
+    if (z->m)
+        return 0;
+    /* Nothing to keep between messages: the shared state serves, unless
+     * another driver holds it (an owner feeding a driver from inside
+     * another's callback). */
+    if (sh && !sh->msg.busy && in_nct(z) && out_nct(z)) {
+        sh->msg.busy = 1;
+        z->m = &sh->msg;
+        z->flags |= PMD_SHARED;
+        return 0;
+    }
+    return (z->m = calloc(1, sizeof(*z->m))) ? 0 : EEV_ERR_NOMEM;
+}
+
+static z_stream *inf_new(int bits)
+{
+    z_stream *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->zalloc = zalloc;
+    s->zfree = zfree;
+    if (inflateInit2(s, -bits) != Z_OK) {
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* The shared inflate stream for this window size, set up on first use. */
+static z_stream *inf_shared(eev_deflate_shared *sh, int bits)
+{
+    z_stream *s = &sh->inf[bits - 8];
+    if (!(sh->inf_ready & 1u << bits)) {
+        memset(s, 0, sizeof(*s));
+        s->zalloc = zalloc;
+        s->zfree = zfree;
+        if (inflateInit2(s, -bits) != Z_OK)
+            return NULL;
+        sh->inf_ready |= 1u << bits;
+    }
+    return s;
+}
+
+/* Gives the shared state back, ready for the next message. */
+static void msg_release(struct pmd *z)
+{
+    struct pmd_msg *m = z->m;
+
+    free(m->zmsg);
+    if (m->inf)
+        inflateReset(m->inf); /* keeps its window: no allocation next time */
+    m->inf = NULL;
+    m->zmsg = NULL;
+    m->zsrc = NULL;
+    m->zlen = m->zcap = 0;
+    m->busy = 0;
+    z->m = NULL;
+    z->flags &= (uint8_t)~PMD_SHARED;
+}
+
+int pmd_msg_hold(struct pmd *z)
+{
+    struct pmd_msg *sm = z->m, *m;
+
+    if (!(z->flags & PMD_SHARED))
+        return 0;
+    if ((m = calloc(1, sizeof(*m))) != NULL && sm->inf) {
+        /* (inflateCopy() uses the source's allocator: ours) */
+        if ((m->inf = malloc(sizeof(*m->inf))) == NULL || inflateCopy(m->inf, sm->inf) != Z_OK) {
+            free(m->inf);
+            free(m);
+            m = NULL;
+        }
+    }
+    if (m) { /* the kept bytes move with it */
+        m->zmsg = sm->zmsg;
+        m->zlen = sm->zlen;
+        m->zcap = sm->zcap;
+        sm->zmsg = NULL;
+        sm->zlen = sm->zcap = 0;
+    }
+    msg_release(z);
+    z->m = m;
+    return m ? 0 : EEV_ERR_NOMEM;
+}
+
+int pmd_inflate(struct pmd *z, eev_deflate_shared *sh, const uint8_t **in, size_t *in_len, int fin,
+                uint8_t *out, size_t cap, size_t *produced, const char **why)
+{
+    struct pmd_msg *m = z->m;
+
     *produced = 0;
     if (z->flags & PMD_ZEND) { /* after a BFINAL block nothing more counts */
         *in += *in_len;
         *in_len = 0;
         return 0;
     }
-    if (!z->inf) {
-        z_stream *s = calloc(1, sizeof(*s));
-        if (!s)
-            return *why = NULL, -2;
-        s->zalloc = zalloc;
-        s->zfree = zfree;
-        if (inflateInit2(s, -in_bits(z)) != Z_OK) {
-            free(s);
-            return *why = NULL, -2;
-        }
-        z->inf = s;
-    }
-    z_stream *s = z->inf;
+    if (!m->inf && !(m->inf = z->flags & PMD_SHARED ? inf_shared(sh, in_bits(z)) : inf_new(in_bits(z))))
+        return *why = NULL, -2;
+    z_stream *s = m->inf;
     /* The tail goes in once the payload is used up (zlib keeps no pointer
      * to our input between calls, so a partly used tail is remembered). */
     int tail_now = fin && *in_len == 0;
@@ -140,62 +236,75 @@ int pmd_inflate(struct pmd *z, const uint8_t **in, size_t *in_len, int fin, uint
 
 void pmd_msg_end(struct pmd *z)
 {
-    /* A stream that ended (BFINAL) cannot go on: the next message starts
-     * afresh, and the echo can no longer mirror the client's stream. */
-    if (z->inf && (in_nct(z) || (z->flags & PMD_ZEND))) {
-        if (in_nct(z))
-            inf_free(z);
-        else
-            inflateReset(z->inf);
+    struct pmd_msg *m = z->m;
+
+    if (z->flags & PMD_SHARED) {
+        msg_release(z);
+    } else if (m) {
+        /* A stream that ended (BFINAL) cannot go on: the next message
+         * starts afresh, and the echo can no longer mirror the client's
+         * stream. */
+        if (m->inf && in_nct(z))
+            inf_free(m);
+        else if (m->inf && (z->flags & PMD_ZEND))
+            inflateReset(m->inf);
+        free(m->zmsg);
+        m->zmsg = NULL;
+        m->zsrc = NULL;
+        m->zlen = m->zcap = 0;
+        if (!m->inf && !m->def) { /* nothing kept between messages */
+            free(m);
+            z->m = NULL;
+        }
     }
     if ((z->flags & PMD_ZEND) && !z->p.c_nct)
         z->flags &= (uint8_t)~PMD_SYNC;
     z->flags &= (uint8_t)~(PMD_MSG_PASS | PMD_ECHOED | PMD_ZEND);
-    free(z->zmsg);
-    z->zmsg = NULL;
-    z->zsrc = NULL;
-    z->zlen = z->zcap = z->zwire = 0;
+    z->zwire = 0;
     z->tail_used = 0;
 }
 
 void pmd_sent_foreign(struct pmd *z)
 {
-    if (z->def)
-        deflateReset(z->def);
+    if (z->m && z->m->def)
+        deflateReset(z->m->def);
     if (!z->p.c_nct)
         z->flags &= (uint8_t)~PMD_SYNC;
 }
 
-static size_t keep_cap(const struct pmd *z, size_t n)
+static size_t keep_cap(const struct pmd_msg *m, size_t n)
 {
-    size_t cap = z->zcap ? (size_t)z->zcap * 2 : 1024;
-    while (cap < z->zlen + n)
+    size_t cap = m->zcap ? (size_t)m->zcap * 2 : 1024;
+    while (cap < m->zlen + n)
         cap *= 2;
     return cap > UINT32_MAX ? UINT32_MAX : cap;
 }
 
 size_t pmd_keep_grow(const struct pmd *z, size_t n)
 {
-    return z->zlen + n > z->zcap ? keep_cap(z, n) - z->zcap : 0;
+    const struct pmd_msg *m = z->m;
+    return m->zlen + n > m->zcap ? keep_cap(m, n) - m->zcap : 0;
 }
 
 size_t pmd_mem(const struct pmd *z)
 {
-    return z->zcap;
+    return z->m ? z->m->zcap : 0;
 }
 
 int pmd_keep(struct pmd *z, const uint8_t *p, size_t n)
 {
-    if (z->zlen + n > z->zcap) {
-        size_t cap = keep_cap(z, n);
-        uint8_t *b = realloc(z->zmsg, cap);
+    struct pmd_msg *m = z->m;
+
+    if (m->zlen + n > m->zcap) {
+        size_t cap = keep_cap(m, n);
+        uint8_t *b = realloc(m->zmsg, cap);
         if (!b)
             return EEV_ERR_NOMEM;
-        z->zmsg = b;
-        z->zcap = (uint32_t)cap;
+        m->zmsg = b;
+        m->zcap = (uint32_t)cap;
     }
-    memcpy(z->zmsg + z->zlen, p, n);
-    z->zlen += (uint32_t)n;
+    memcpy(m->zmsg + m->zlen, p, n);
+    m->zlen += (uint32_t)n;
     return 0;
 }
 
@@ -206,8 +315,13 @@ eev_deflate_shared *eev_deflate_shared_new(void)
 
 void eev_deflate_shared_free(eev_deflate_shared *sh)
 {
-    if (sh && sh->ready)
+    if (!sh)
+        return;
+    if (sh->ready)
         deflateEnd(&sh->def);
+    for (int b = 8; b <= 15; b++)
+        if (sh->inf_ready & 1u << b)
+            inflateEnd(&sh->inf[b - 8]);
     free(sh);
 }
 
@@ -230,21 +344,23 @@ static z_stream *def_get(struct pmd *z, const eev_deflate_options *o, z_stream *
     int pref = client ? 15 : o->server_max_window_bits;
     /* With passthrough allowed, our messages interleave with the client's
      * on the peer's inflater: each must stand alone. */
-    int nct = (client ? z->p.c_nct : z->p.s_nct) || (z->flags & PMD_PASS);
+    int nct = out_nct(z);
 
     if (pref >= 9 && pref < bits)
         bits = pref;
     *is_tmp = 0;
-    if (!nct) {
-        if (!z->def) {
+    if (!nct) { /* (then z->m is never the shared one: see pmd_msg_open) */
+        if (!z->m && !(z->m = calloc(1, sizeof(*z->m))))
+            return NULL;
+        if (!z->m->def) {
             z_stream *s = malloc(sizeof(*s));
             if (!s || def_init(s, level, bits, mem) < 0) {
                 free(s);
                 return NULL;
             }
-            z->def = s;
+            z->m->def = s;
         }
-        return z->def;
+        return z->m->def;
     }
     eev_deflate_shared *sh = o->shared;
     if (sh) {

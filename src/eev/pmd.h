@@ -1,12 +1,16 @@
 /*
  * pmd.h - permessage-deflate (RFC 7692): negotiation and the zlib streams.
  *
- * A driver that negotiated the extension holds a struct pmd (a few dozen
- * bytes). zlib state is allocated only while needed: the inflate stream
- * for the life of the connection only when the client keeps context
- * between messages, else per message; our own compressor only when an
- * echo cannot pass the client's bytes through, from the owner's shared
- * streams when we reset context per message.
+ * A driver that negotiated the extension holds a struct pmd (24 bytes).
+ * zlib state is allocated only while needed, in a struct pmd_msg: for the
+ * life of the connection when it keeps context between messages (the
+ * client's, for our inflate stream; ours, when an echo cannot pass the
+ * client's bytes through). A connection that keeps none uses, while it
+ * receives a compressed message, the one pmd_msg and inflate stream of the
+ * owner's eev_deflate_shared (one thread runs every driver of it): only a
+ * message still open when its bytes run out (it spans reads or frames)
+ * moves to a private copy (inflateCopy), so whole messages allocate
+ * nothing.
  */
 #ifndef EEV_PMD_H
 #define EEV_PMD_H
@@ -34,19 +38,27 @@ enum {
     PMD_ZEND = 1 << 4,    /* the open message's DEFLATE stream ended (BFINAL) */
     PMD_CLIENT = 1 << 5,  /* we are the client */
     PMD_RAW = 1 << 6,     /* client: deliver compressed messages as received */
+    PMD_SHARED = 1 << 7,  /* m is the owner's shared pmd_msg (held for this message) */
+};
+
+/* The zlib streams and the kept bytes of the open message. */
+struct pmd_msg {
+    struct z_stream_s *inf;   /* inflate: the connection's (context kept), this
+                               * message's, or the shared one's; or NULL */
+    struct z_stream_s *def;   /* our own compressor (context kept), or NULL */
+    uint8_t *zmsg;            /* compressed bytes of the open message, kept for the echo */
+    const uint8_t *zsrc;      /* ... or where they lie in the input (whole single frame) */
+    uint32_t zlen, zcap;      /* bytes in zmsg, and its size */
+    uint8_t busy;             /* the shared one: held by a driver */
 };
 
 struct pmd {
     struct pmd_params p;
-    uint8_t flags;
+    uint8_t flags;            /* PMD_* */
     uint8_t tail_used;        /* bytes of the 00 00 ff ff tail inflated */
-    struct z_stream_s *inf;   /* inflate stream, or NULL */
-    struct z_stream_s *def;   /* our own compressor (context takeover), or NULL */
-    uint8_t *zmsg;            /* compressed bytes of the open message, kept for the echo */
-    const uint8_t *zsrc;      /* ... or where they lie in the input (whole single frame) */
-    uint32_t zlen, zcap;      /* bytes in zmsg, and its size */
     uint32_t zwire;           /* compressed bytes of the open message so far */
     uint32_t budget;          /* bytes inflated in this eev_driver_recv() call (saturating) */
+    struct pmd_msg *m;        /* streams and kept bytes, or NULL (see above) */
 };
 
 /* ---- negotiation (pmd_negotiate.c) ---- */
@@ -75,13 +87,23 @@ int pmd_check_response(const http_head *h, const eev_deflate_options *o, struct 
 struct pmd *pmd_new(const struct pmd_params *p, unsigned role);
 void pmd_free(struct pmd *z);
 
+/* A compressed message's payload is arriving: makes sure z->m is there
+ * (the shared one when the connection keeps no context and sh is free).
+ * Returns 0 or EEV_ERR_NOMEM. */
+int pmd_msg_open(struct pmd *z, eev_deflate_shared *sh);
+
 /* Inflates in[0..*in_len) (then the 00 00 ff ff tail when fin) into
  * out[0..cap); advances *in and *in_len; *produced gets the bytes
- * written. Returns 1 when called again could produce more (output full),
- * 0 when the input is used up, -1 on corrupt data (*why) or -2 when out
- * of memory. */
-int pmd_inflate(struct pmd *z, const uint8_t **in, size_t *in_len, int fin, uint8_t *out,
-                size_t cap, size_t *produced, const char **why);
+ * written. After pmd_msg_open(). Returns 1 when called again could
+ * produce more (output full), 0 when the input is used up, -1 on corrupt
+ * data (*why) or -2 when out of memory. */
+int pmd_inflate(struct pmd *z, eev_deflate_shared *sh, const uint8_t **in, size_t *in_len, int fin,
+                uint8_t *out, size_t cap, size_t *produced, const char **why);
+
+/* The open message goes on beyond this input: a message on the shared
+ * state moves to a private copy. Returns 0 or EEV_ERR_NOMEM (the message's
+ * state is then gone). */
+int pmd_msg_hold(struct pmd *z);
 
 /* The open message is complete or dropped: per-message state goes. */
 void pmd_msg_end(struct pmd *z);
@@ -96,8 +118,9 @@ int pmd_deflate(struct pmd *z, const eev_deflate_options *o, const uint8_t *p, s
  * client's. */
 void pmd_sent_foreign(struct pmd *z);
 
-/* Appends compressed bytes of the open message to z->zmsg. Returns 0 or
- * EEV_ERR_NOMEM. pmd_keep_grow() says by how much zmsg would grow. */
+/* Appends compressed bytes of the open message to z->m->zmsg (after
+ * pmd_msg_open()). Returns 0 or EEV_ERR_NOMEM. pmd_keep_grow() says by how
+ * much zmsg would grow. */
 int pmd_keep(struct pmd *z, const uint8_t *p, size_t n);
 size_t pmd_keep_grow(const struct pmd *z, size_t n);
 

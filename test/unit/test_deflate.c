@@ -16,6 +16,8 @@
 /* ---- the largest single allocation the driver (and zlib, through the
  * driver's zalloc) asked for ---- */
 static size_t max_alloc;
+static size_t big_allocs; /* malloc/realloc calls of BIG_ALLOC bytes or more */
+#define BIG_ALLOC 7000    /* zlib's inflate state is ~7 KiB, its window 2^bits */
 void *__real_malloc(size_t n);
 void *__real_realloc(void *p, size_t n);
 void *__wrap_malloc(size_t n);
@@ -25,6 +27,7 @@ void *__wrap_malloc(size_t n)
 {
     if (n > max_alloc)
         max_alloc = n;
+    big_allocs += n >= BIG_ALLOC;
     return __real_malloc(n);
 }
 
@@ -32,6 +35,7 @@ void *__wrap_realloc(void *p, size_t n)
 {
     if (n > max_alloc)
         max_alloc = n;
+    big_allocs += n >= BIG_ALLOC;
     return __real_realloc(p, n);
 }
 
@@ -246,12 +250,16 @@ static void masked(sbuf *out, const uint8_t *p, size_t len)
     }
 }
 
+/* The owner's shared streams, as echo-ev passes them to every driver. */
+static eev_deflate_shared *shared;
+
 static tscn srv_deflate(int echo, const char *ext)
 {
     static char reqs[8][512];
     static int next;
     char *req = reqs[next++ & 7];
-    tscn s = {.opt = {.role = EEV_ROLE_SERVER, .deflate = {.enable = 1, .echo_only = echo}}, .open = 1, .echo = echo};
+    tscn s = {.opt = {.role = EEV_ROLE_SERVER, .deflate = {.enable = 1, .echo_only = echo, .shared = shared}},
+              .open = 1, .echo = echo};
     snprintf(req, 512, REQ(PMD "%s\r\n"), ext);
     s.upgrade = req;
     return s;
@@ -280,6 +288,11 @@ static void sample(const char *name, const uint8_t *p, size_t len, const char *w
     masked(&m, p, len);
     snprintf(n, sizeof(n), "server: %s", name);
     tmsg(n, &srv, m.p, m.len, 1, want, strlen(want));
+    /* Client resets context: the shared inflate stream, and a private copy
+     * for a message split across reads or frames. */
+    tscn nct = srv_deflate(0, "permessage-deflate; client_no_context_takeover");
+    snprintf(n, sizeof(n), "server, no context takeover: %s", name);
+    tmsg(n, &nct, m.p, m.len, 1, want, strlen(want));
     sb_free(&m);
 }
 
@@ -471,13 +484,15 @@ static void feed_all(trec *r, const uint8_t *p, size_t len)
     }
 }
 
-static void bomb_case(size_t limit, size_t inflated, int echo_only, int frags, int op)
+static void bomb_case(size_t limit, size_t inflated, int echo_only, int frags, int op, int nct)
 {
     size_t zl;
     uint8_t *z = bomb(inflated, &zl);
     sbuf in = {0};
     char name[160];
-    tscn srv = srv_deflate(echo_only, "permessage-deflate");
+    /* (no context takeover: inflated on the shared stream, held privately
+     * between frames) */
+    tscn srv = srv_deflate(echo_only, nct ? "permessage-deflate; client_no_context_takeover" : "permessage-deflate");
 
     srv.opt.max_message_size = limit;
     srv.echo = 1;
@@ -487,9 +502,9 @@ static void bomb_case(size_t limit, size_t inflated, int echo_only, int frags, i
         uint8_t b0 = (uint8_t)((i == 0 ? (0x40 | op) : 0) | (i == frags - 1 ? 0x80 : 0));
         sb_frame(&in, b0, 1, z + a, b - a);
     }
-    snprintf(name, sizeof(name), "bomb %zu:%zu (%.0f:1) vs limit %zu, %s, %d frame(s), %s", inflated, zl,
+    snprintf(name, sizeof(name), "bomb %zu:%zu (%.0f:1) vs limit %zu, %s, %d frame(s), %s%s", inflated, zl,
              (double)inflated / (double)zl, limit, echo_only ? "echo_only" : "kept", frags,
-             op == 1 ? "text" : "binary");
+             op == 1 ? "text" : "binary", nct ? ", no context takeover" : "");
     trec r;
     max_alloc = 0;
     if (trec_start(&r, &srv) == 0) {
@@ -509,10 +524,12 @@ static void test_bombs(void)
     for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
         size_t l = limits[i];
         size_t inflated = l + (2u << 20); /* >= 2 MiB: ratio > 1000:1 */
-        bomb_case(l, inflated, 0, 1, 2);
-        bomb_case(l, inflated, 1, 1, 2);
-        bomb_case(l, inflated, 0, 3, 1);
-        bomb_case(l, inflated, 1, 3, 1);
+        bomb_case(l, inflated, 0, 1, 2, 0);
+        bomb_case(l, inflated, 1, 1, 2, 0);
+        bomb_case(l, inflated, 0, 3, 1, 0);
+        bomb_case(l, inflated, 1, 3, 1, 0);
+        bomb_case(l, inflated, 1, 1, 2, 1);
+        bomb_case(l, inflated, 1, 3, 1, 1);
     }
     /* Just below the limit passes, just above fails. */
     for (int echo_only = 0; echo_only < 2; echo_only++) {
@@ -673,6 +690,7 @@ static void round_trip(const char *name, const eev_deflate_options *co, const ee
 
     cs.opt.deflate = *co;
     ss.opt.deflate = *so;
+    ss.opt.deflate.shared = so->echo_only ? shared : NULL; /* echo-ev's setup, and without */
     if (trec_start(&p.cli, &cs) != 0 || trec_start(&p.srv, &ss) != 0)
         return;
     pump(&p.cli, &p.srv);
@@ -860,8 +878,97 @@ static void test_precompressed(void)
     }
 }
 
+/* ---- the shared inflate stream (connections that keep no context) ---- */
+
+static void test_shared_inflate(void)
+{
+    note("no context takeover: one shared inflate stream; only messages spanning reads get their own");
+    static uint8_t plain[2][6000], z[2][8000];
+    size_t zl[2];
+    sbuf one = {0}, two = {0};
+    for (int i = 0; i < 2; i++) {
+        fill_text(plain[i], sizeof(plain[i]), 11u + (unsigned)i);
+        zl[i] = deflate_test(plain[i], sizeof(plain[i]), 15, z[i], sizeof(z[i]));
+    }
+    sb_frame(&one, 0xc2, 1, z[0], zl[0]);
+    sb_frame(&two, 0xc1, 1, z[1], zl[1]);
+
+    /* Whole messages, each in its own read: no zlib state is allocated
+     * once the shared stream exists (without it: state and window per
+     * message). */
+    size_t per[2] = {0, 0};
+    for (int with_shared = 0; with_shared < 2; with_shared++) {
+        tscn srv = srv_deflate(1, "permessage-deflate; client_no_context_takeover");
+        srv.opt.deflate.shared = with_shared ? shared : NULL;
+        trec r;
+        if (trec_start(&r, &srv) != 0)
+            return;
+        for (int i = 0; i < 3; i++) /* warm-up: the shared stream, the records' buffers */
+            tfeed(&r, one.p, one.len);
+        size_t before = big_allocs;
+        for (int i = 0; i < 20; i++) {
+            sb_reset(&r.out);
+            sb_reset(&r.log);
+            tfeed(&r, one.p, one.len);
+        }
+        per[with_shared] = big_allocs - before;
+        tfr f;
+        size_t fl = tfr_parse(r.out.p, r.out.len, &f);
+        ok(r.n_message == 23 && r.n_error == 0 && fl && f.rsv == 4 && f.len == zl[0] &&
+               memcmp(f.data, z[0], zl[0]) == 0,
+           "%s: 23 messages echoed as received", with_shared ? "shared streams" : "no shared streams");
+        if (fl)
+            tfr_free(&f);
+        trec_end(&r);
+    }
+    ok(per[1] == 0, "with the shared stream, 20 whole messages allocated no zlib state (%zu allocations of >= %d "
+       "bytes; %zu without it)", per[1], BIG_ALLOC, per[0]);
+
+    /* A message split across reads moves to its own stream while other
+     * connections go on using the shared one; then it is shared again. */
+    tscn sa = srv_deflate(0, "permessage-deflate; client_no_context_takeover");
+    tscn sb = srv_deflate(1, "permessage-deflate; client_no_context_takeover");
+    trec a, b;
+    if (trec_start(&a, &sa) != 0 || trec_start(&b, &sb) != 0)
+        return;
+    size_t cut = one.len / 2;
+    tfeed(&a, one.p, cut);
+    tfeed(&b, two.p, two.len);
+    tfeed(&b, one.p, one.len);
+    tfeed(&a, one.p + cut, one.len - cut);
+    tfeed(&a, two.p, two.len);
+    ok(a.n_message == 2 && a.n_error == 0 && a.msgs.len == sizeof(plain[0]) + sizeof(plain[1]) &&
+           memcmp(a.msgs.p, plain[0], sizeof(plain[0])) == 0 &&
+           memcmp(a.msgs.p + sizeof(plain[0]), plain[1], sizeof(plain[1])) == 0,
+       "connection A: its split message and the next inflate right (%d messages, error %d)", a.n_message,
+       a.error_code);
+    ok(b.n_message == 2 && b.n_error == 0 && tfr_count(&b.out) == 2 &&
+           strstr((const char *)b.log.p, "op=1 len=6000 rsv1=1") && strstr((const char *)b.log.p, "op=2 len=6000 rsv1=1"),
+       "connection B, between A's two reads: both messages checked and echoed");
+    /* A bad text message split across reads fails with 1007, and B goes on. */
+    static uint8_t bad[6000], zb[8000];
+    memcpy(bad, plain[1], sizeof(bad));
+    bad[5990] = 0xff;
+    size_t zbl = deflate_test(bad, sizeof(bad), 15, zb, sizeof(zb));
+    sbuf badf = {0};
+    sb_frame(&badf, 0xc1, 1, zb, zbl);
+    tfeed(&a, badf.p, 10);
+    tfeed(&b, one.p, one.len);
+    tfeed(&a, badf.p + 10, badf.len - 10);
+    tfeed(&b, two.p, two.len);
+    ok(a.error_code == 1007 && tclose_code(&a) == 1007 && b.n_message == 4 && b.n_error == 0,
+       "invalid UTF-8 in a split compressed text: 1007 (%d); the other connection served (%d messages)",
+       a.error_code, b.n_message);
+    trec_end(&a);
+    trec_end(&b);
+    sb_free(&one);
+    sb_free(&two);
+    sb_free(&badf);
+}
+
 int main(void)
 {
+    shared = eev_deflate_shared_new();
     test_negotiation();
     test_client_negotiation();
     test_samples();
@@ -871,5 +978,7 @@ int main(void)
     test_mem_budget();
     test_round_trips();
     test_precompressed();
+    test_shared_inflate();
+    eev_deflate_shared_free(shared);
     return done_testing();
 }
