@@ -17,6 +17,7 @@
  * driver's zalloc) asked for ---- */
 static size_t max_alloc;
 static size_t big_allocs; /* malloc/realloc calls of BIG_ALLOC bytes or more */
+static size_t all_allocs; /* malloc/realloc calls */
 #define BIG_ALLOC 7000    /* zlib's inflate state is ~7 KiB, its window 2^bits */
 void *__real_malloc(size_t n);
 void *__real_realloc(void *p, size_t n);
@@ -28,6 +29,7 @@ void *__wrap_malloc(size_t n)
     if (n > max_alloc)
         max_alloc = n;
     big_allocs += n >= BIG_ALLOC;
+    all_allocs++;
     return __real_malloc(n);
 }
 
@@ -36,6 +38,7 @@ void *__wrap_realloc(void *p, size_t n)
     if (n > max_alloc)
         max_alloc = n;
     big_allocs += n >= BIG_ALLOC;
+    all_allocs++;
     return __real_realloc(p, n);
 }
 
@@ -895,23 +898,26 @@ static void test_shared_inflate(void)
 
     /* Whole messages, each in its own read: no zlib state is allocated
      * once the shared stream exists (without it: state and window per
-     * message). */
-    size_t per[2] = {0, 0};
+     * message), and with borrow_input (echo-ev's setup) nothing at all:
+     * the echo leaves from the input. */
+    size_t per[2] = {0, 0}, all = 0;
     for (int with_shared = 0; with_shared < 2; with_shared++) {
         tscn srv = srv_deflate(1, "permessage-deflate; client_no_context_takeover");
         srv.opt.deflate.shared = with_shared ? shared : NULL;
+        srv.opt.borrow_input = with_shared;
         trec r;
         if (trec_start(&r, &srv) != 0)
             return;
         for (int i = 0; i < 3; i++) /* warm-up: the shared stream, the records' buffers */
             tfeed(&r, one.p, one.len);
-        size_t before = big_allocs;
+        size_t before = big_allocs, before_all = all_allocs;
         for (int i = 0; i < 20; i++) {
             sb_reset(&r.out);
             sb_reset(&r.log);
             tfeed(&r, one.p, one.len);
         }
         per[with_shared] = big_allocs - before;
+        all = all_allocs - before_all;
         tfr f;
         size_t fl = tfr_parse(r.out.p, r.out.len, &f);
         ok(r.n_message == 23 && r.n_error == 0 && fl && f.rsv == 4 && f.len == zl[0] &&
@@ -923,6 +929,7 @@ static void test_shared_inflate(void)
     }
     ok(per[1] == 0, "with the shared stream, 20 whole messages allocated no zlib state (%zu allocations of >= %d "
        "bytes; %zu without it)", per[1], BIG_ALLOC, per[0]);
+    ok(all == 0, "... and with borrow_input, no allocation at all (%zu): the echo leaves from the input", all);
 
     /* A message split across reads moves to its own stream while other
      * connections go on using the shared one; then it is shared again. */
