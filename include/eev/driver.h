@@ -313,8 +313,9 @@ typedef struct eev_echo_stats {
  * is open, is checked as usual (UTF-8 for text, failing with 1007) and
  * then echoed by the driver itself, as eev_driver_send_message() would
  * from on_message (with borrow_input: in place, see there), without
- * calling on_message; it is counted in *st. Every other message is
- * delivered to on_message as by eev_driver_recv(). Same returns.
+ * calling on_message; it is counted in *st. Everything else is handled
+ * as by eev_driver_recv() (other messages go to on_message, in order).
+ * Same returns.
  */
 ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_stats *st);
 

@@ -733,7 +733,7 @@ static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo
         size_t len, hl_in = short_frame(p, end, cap, &len);
         if (!hl_in)
             break;
-        size_t hl = hl_in - 4;
+        size_t hl = hl_in - 4; /* the echo's header: 2 or 4 bytes */
         uint8_t b0 = p[0], *data = p + hl_in, *at = data - hl;
         if (q->view) {
             if (!(d->xflags & X_VIEW_JOIN) || len >= BORROW_MIN)
