@@ -7,7 +7,7 @@ keeps serving the port."""
 import os
 import re
 
-from deploylib import DIST_BUILD, ECHO_EV, Proc, Tap, check, free_port, start_server, ws_frame, ws_open_raw
+from deploylib import DIST_BUILD, ECHO_EV, Proc, Tap, check, free_port, poll, start_server, ws_frame, ws_open_raw
 
 N = 48  # connections; the kernel hashes each 4-tuple to one of the sockets
 
@@ -27,7 +27,11 @@ try:
             check(echo == b"\x81\x01x", "bad echo %r" % echo)
             s.close()
         opens = lambda p: len(re.findall(r"#\d+ \S+ open", p.text()))  # noqa: E731
+        # The log lines reach us through reader threads: wait until every
+        # connection's "open" line has arrived from one process or the other.
+        poll(lambda: opens(a) + opens(b) >= N, 10)
         na, nb = opens(a), opens(b)
+        check(na + nb == N, "open lines: a=%d b=%d, want %d in all" % (na, nb, N))
         check(na > 0 and nb > 0, "connections per process: a=%d b=%d (one never accepted)" % (na, nb),
               "a:\n%s\nb:\n%s" % (a.text()[-2000:], b.text()[-2000:]))
         t.diag("of %d connections, a accepted %d and b %d" % (N, na, nb))
@@ -80,7 +84,10 @@ def template_instances():
         for _ in range(N):
             s = ws_open_raw(tport)
             s.close()
-        counts = [len(re.findall(r"#\d+ \S+ open", p.text())) for p in procs]
+        count = lambda p: len(re.findall(r"#\d+ \S+ open", p.text()))  # noqa: E731
+        poll(lambda: sum(count(p) for p in procs) >= N, 10)
+        counts = [count(p) for p in procs]
+        check(sum(counts) == N, "open lines: %s, want %d in all" % (counts, N))
         check(all(counts), "connections per instance: %s" % counts)
         for p in procs:
             check(p.stop() == 0, "instance exit status", p.text())
