@@ -919,21 +919,11 @@ static int send_passthrough(eev_driver *d, const eev_message_arg *m)
 
     z->flags |= PMD_ECHOED;
     if (k->zsrc) {
-        if ((d->xflags & X_HDR_INPLACE) && d->opt->borrow_input) {
-            /* As eev_driver_send_message() with X_MSG_INPLACE: the header
-             * goes over the spent masked one, no chunk. */
-            size_t len = z->zwire, hl = len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
-            uint8_t *src = (uint8_t *)k->zsrc; /* (the owner's input) */
-            uint8_t *at = outq_inplace_at(&d->oq, src, hl, (d->xflags & X_VIEW_JOIN) && len < BORROW_MIN);
-            if (at) {
-                frame_encode_header(at, b0, len, NULL);
-                if (at + hl != src)
-                    memmove(at + hl, src, len);
-                outq_inplace_commit(&d->oq, at, hl + len);
-                d->xflags |= X_VIEW_JOIN;
-                return 0;
-            }
-        }
+        /* As eev_driver_send_message() with X_MSG_INPLACE: the header goes
+         * over the spent masked one, no chunk (zsrc is the owner's input). */
+        if ((d->xflags & X_HDR_INPLACE) && d->opt->borrow_input &&
+            echo_inplace(d, b0, (uint8_t *)k->zsrc, z->zwire) == 0)
+            return 0;
         if (d->opt->borrow_input && z->zwire >= BORROW_MIN) {
             uint8_t hdr[FRAME_MAX_HEADER];
             size_t hl = frame_encode_header(hdr, b0, z->zwire, NULL);
