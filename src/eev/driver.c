@@ -602,6 +602,16 @@ static int echo_copy(eev_driver *d, uint8_t b0, uint8_t *data, size_t len)
     return 0;
 }
 
+/* The echo of an uncompressed payload: in place when inplace says the
+ * header may go over the spent masked one and the queue takes it so, else
+ * as echo_copy() queues it. */
+static inline int echo_payload(eev_driver *d, uint8_t b0, uint8_t *data, size_t len, int inplace)
+{
+    if (inplace && echo_inplace(d, b0, data, len) == 0)
+        return 0;
+    return echo_copy(d, b0, data, len);
+}
+
 /* The largest payload the short paths take: 16-bit lengths, within the
  * message limit (larger ones go the general way, which fails them). */
 static inline size_t short_max(const eev_driver *d)
@@ -672,8 +682,7 @@ static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end, eev_ec
     }
     d->xflags |= X_HDR_INPLACE;
     if (st) { /* eev_driver_recv_echo: the echo, without on_message */
-        if ((!d->opt->borrow_input || echo_inplace(d, b0, data, len) != 0) &&
-            (rv = echo_copy(d, b0, data, len)) < 0)
+        if ((rv = echo_payload(d, b0, data, len, d->opt->borrow_input)) < 0)
             return rv;
         count_echo(st, len);
         return (ssize_t)(hl + len);
@@ -763,6 +772,14 @@ static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo
     return p - in;
 }
 
+/* The short paths (server role) may take the next frame: the connection
+ * is open, between messages, no frame header begun and no Close sent. */
+static inline int between_messages(const eev_driver *d)
+{
+    return d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
+           !(d->flags & F_CLOSE_SENT);
+}
+
 static size_t inflate_budget(const eev_driver *d)
 {
     return d->opt->deflate.inflate_budget ? d->opt->deflate.inflate_budget : INFLATE_BUDGET;
@@ -785,8 +802,7 @@ static ssize_t recv_frames(eev_driver *d, uint8_t *in, uint8_t *p, uint8_t *end,
     int rv, server = d->opt->role == EEV_ROLE_SERVER;
 
     while (p < end || (d->istate == IN_PAYLOAD && d->remaining == 0)) {
-        if (server && d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
-            !(d->flags & F_CLOSE_SENT) && end - p >= 6) {
+        if (server && between_messages(d) && end - p >= 6) {
             ssize_t n = whole_frame(d, p, end, st);
             if (n < 0)
                 return n;
@@ -842,8 +858,7 @@ ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_st
     uint8_t *p = in, *end = in + len;
 
     recv_start(d);
-    if (d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
-        !(d->flags & F_CLOSE_SENT) && d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input) {
+    if (between_messages(d) && d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input) {
         ssize_t n = echo_run(d, in, end, st);
         if (n < 0 || (size_t)n == len)
             return n;
@@ -918,19 +933,9 @@ static int send_passthrough(eev_driver *d, const eev_message_arg *m)
     uint8_t b0 = (uint8_t)(FRAME_FIN | FRAME_RSV1 | m->opcode);
 
     z->flags |= PMD_ECHOED;
-    if (k->zsrc) {
-        /* As eev_driver_send_message() with X_MSG_INPLACE: the header goes
-         * over the spent masked one, no chunk (zsrc is the owner's input). */
-        if ((d->xflags & X_HDR_INPLACE) && d->opt->borrow_input &&
-            echo_inplace(d, b0, (uint8_t *)k->zsrc, z->zwire) == 0)
-            return 0;
-        if (d->opt->borrow_input && z->zwire >= BORROW_MIN) {
-            uint8_t hdr[FRAME_MAX_HEADER];
-            size_t hl = frame_encode_header(hdr, b0, z->zwire, NULL);
-            return outq_push_view(&d->oq, hdr, hl, k->zsrc, z->zwire) < 0 ? EEV_ERR_NOMEM : 0;
-        }
-        return queue_frame(d, b0, k->zsrc, z->zwire);
-    }
+    if (k->zsrc) /* as eev_driver_send_message() echoes from the owner's input */
+        return echo_payload(d, b0, (uint8_t *)k->zsrc, z->zwire,
+                            (d->xflags & X_HDR_INPLACE) && d->opt->borrow_input);
     uint8_t *buf = k->zmsg;
     k->zmsg = NULL; /* the queue owns it now */
     k->zlen = k->zcap = 0;
@@ -988,9 +993,8 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
             return EEV_ERR_ARG;
         return send_compressed(d, m->opcode, m->data, m->len);
     }
-    if ((d->xflags & X_MSG_INPLACE) && echo_inplace(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len) == 0)
-        return 0; /* (X_MSG_INPLACE: set only with borrow_input, server role) */
-    return echo_copy(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len);
+    /* (X_MSG_INPLACE: set only with borrow_input, server role) */
+    return echo_payload(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len, d->xflags & X_MSG_INPLACE);
 }
 
 int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len)
