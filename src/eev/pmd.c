@@ -118,14 +118,19 @@ int pmd_msg_open(struct pmd *z, eev_deflate_shared *sh)
     return (z->m = calloc(1, sizeof(*z->m))) ? 0 : EEV_ERR_NOMEM;
 }
 
-static z_stream *inf_new(int bits)
+/* Sets up a raw inflate stream with our allocator. Returns 0 or -1. */
+static int inf_init(z_stream *s, int bits)
 {
-    z_stream *s = calloc(1, sizeof(*s));
-    if (!s)
-        return NULL;
+    memset(s, 0, sizeof(*s));
     s->zalloc = zalloc;
     s->zfree = zfree;
-    if (inflateInit2(s, -bits) != Z_OK) {
+    return inflateInit2(s, -bits) == Z_OK ? 0 : -1;
+}
+
+static z_stream *inf_new(int bits)
+{
+    z_stream *s = malloc(sizeof(*s));
+    if (s && inf_init(s, bits) != 0) {
         free(s);
         return NULL;
     }
@@ -137,14 +142,20 @@ static z_stream *inf_shared(eev_deflate_shared *sh, int bits)
 {
     z_stream *s = &sh->inf[bits - 8];
     if (!(sh->inf_ready & 1u << bits)) {
-        memset(s, 0, sizeof(*s));
-        s->zalloc = zalloc;
-        s->zfree = zfree;
-        if (inflateInit2(s, -bits) != Z_OK)
+        if (inf_init(s, bits) != 0)
             return NULL;
         sh->inf_ready |= 1u << bits;
     }
     return s;
+}
+
+/* Forgets the compressed bytes kept for the echo of the message. */
+static void msg_drop_kept(struct pmd_msg *m)
+{
+    free(m->zmsg);
+    m->zmsg = NULL;
+    m->zsrc = NULL;
+    m->zlen = m->zcap = 0;
 }
 
 /* Gives the shared state back, ready for the next message. */
@@ -152,13 +163,10 @@ static void msg_release(struct pmd *z)
 {
     struct pmd_msg *m = z->m;
 
-    free(m->zmsg);
+    msg_drop_kept(m);
     if (m->inf)
         inflateReset(m->inf); /* keeps its window: no allocation next time */
     m->inf = NULL;
-    m->zmsg = NULL;
-    m->zsrc = NULL;
-    m->zlen = m->zcap = 0;
     m->busy = 0;
     z->m = NULL;
     z->flags &= (uint8_t)~PMD_SHARED;
@@ -248,10 +256,7 @@ void pmd_msg_end(struct pmd *z)
             inf_free(m);
         else if (m->inf && (z->flags & PMD_ZEND))
             inflateReset(m->inf);
-        free(m->zmsg);
-        m->zmsg = NULL;
-        m->zsrc = NULL;
-        m->zlen = m->zcap = 0;
+        msg_drop_kept(m);
         if (!m->inf && !m->def) { /* nothing kept between messages */
             free(m);
             z->m = NULL;
