@@ -100,15 +100,17 @@ static double rss_bytes(void)
     return (double)rss * (double)sysconf(_SC_PAGESIZE);
 }
 
-void metrics_take_echoes(struct metrics *m, eev_echo_stats *e)
+void metrics_take_echoes(struct metrics *m, const eev_echo_stats *e)
 {
-    m->msgs_in += e->messages;
-    m->msgs_out += e->messages;
-    m->bytes_in += e->bytes;
-    m->bytes_out += e->bytes;
+    eev_echo_stats *t = &m->echoes_taken;
+
+    m->msgs_in += e->messages - t->messages;
+    m->msgs_out += e->messages - t->messages;
+    m->bytes_in += e->bytes - t->bytes;
+    m->bytes_out += e->bytes - t->bytes;
     for (int k = 0; k < EEV_ECHO_SIZE_CLASSES; k++)
-        m->msg_size[metrics_size_bucket(k)] += e->size_class[k];
-    memset(e, 0, sizeof(*e));
+        m->msg_size[metrics_size_bucket(k)] += e->size_class[k] - t->size_class[k];
+    *t = *e;
 }
 
 static void histogram(struct out *o, const struct metrics *m)

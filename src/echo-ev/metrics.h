@@ -35,6 +35,7 @@ struct metrics {
     uint64_t backpressure_pauses;
     uint64_t mem_refusals; /* messages refused (1013) by --max-memory */
     uint64_t mem_evictions; /* connections closed (1013) to make room under it */
+    eev_echo_stats echoes_taken; /* the drivers' echo counts already added */
     uint64_t deflate_bytes_compressed; /* compressed messages received: as sent */
     uint64_t deflate_bytes_inflated;   /* ... and inflated */
     uint64_t deflate_conns;            /* open connections that negotiated it */
@@ -70,10 +71,11 @@ static inline void metrics_count_message(struct metrics *m, uint64_t len)
     m->msg_size[metrics_size_bucket(len > 1 ? 64 - __builtin_clzll(len - 1) : 0)]++;
 }
 
-/* Moves the counts of the messages the drivers echoed by themselves
- * (eev_driver_recv_echo) into m, each counted received and sent, and
- * zeroes *e. */
-void metrics_take_echoes(struct metrics *m, eev_echo_stats *e);
+/* Adds the messages the drivers echoed by themselves (eev_driver_recv_echo)
+ * since the last call into m, each counted received and sent. *e is not
+ * reset: a scrape may run inside a recv whose caller reads e's counts
+ * before and after it. */
+void metrics_take_echoes(struct metrics *m, const eev_echo_stats *e);
 
 /* Renders the exposition into a malloc'd buffer; *len gets its length.
  * Returns NULL on OOM. */

@@ -84,7 +84,7 @@ struct server {
     ev_signal sig_int, sig_term, sig_hup;
     ev_timer shutdown_timer, status_timer, watchdog_timer, accept_retry;
     struct metrics m;
-    eev_echo_stats echoes; /* counted by the drivers, moved into m at each scrape */
+    eev_echo_stats echoes; /* counted by the drivers, added to m at each scrape */
 };
 
 /* Sets up listeners (inherited or bound). Returns 0, or 1 after printing

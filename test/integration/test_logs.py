@@ -11,7 +11,7 @@ import threading
 import time
 
 from eevtest import (RawWS, Server, assert_served, binary, check, close_payload, connect, metrics, poll,
-                     read_response, slow_factor)
+                     read_response, slow_factor, upgrade_request)
 from run import test
 
 MODULE_TIMEOUT = 180
@@ -190,3 +190,27 @@ def access_log_off():
         check(m['echo_ev_connections_closed_total{code="1000"}'] == 5, "closed_total %r" % m)
     r = subprocess.run([binary(), "--access-log", "maybe"], capture_output=True, timeout=10)
     check(r.returncode == 2 and b"--access-log" in r.stderr, "bad value: %d %r" % (r.returncode, r.stderr))
+
+
+@test("close line: a connection that scraped /metrics before upgrading counts only its own messages")
+def counts_after_scrape():
+    with Server() as srv:
+        other = RawWS.open(srv.port)  # #1: echoes counted by the driver, not yet scraped
+        for _ in range(3):
+            other.send(0x2, b"abc")
+            check(other.recv_message() == (0x2, b"abc"), "echo to #1")
+        c = RawWS(connect(srv.port))  # #2: a keep-alive scrape, then the upgrade
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        r = read_response(c)
+        check(r.status == 200, "/metrics: %r" % r)
+        c.sendall(upgrade_request(srv.port))
+        r = read_response(c)
+        check(r.status == 101, "upgrade after the scrape: %r" % r)
+        c.send(0x2, b"hello")
+        check(c.recv_message() == (0x2, b"hello"), "echo to #2")
+        c.send(0x8, close_payload(1000))
+        c.expect_close()
+        ln = srv.wait_log(r"#2 \S+ closed code=1000")
+        check(re.search(r" messages=1 bytes_in=5 bytes_out=5 ", ln), "close line %r" % ln)
+        other.close()
+        assert_served(srv.port)
