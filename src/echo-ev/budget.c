@@ -27,14 +27,14 @@ static void prune(struct server *srv, const struct conn *keep)
             continue;
         }
         if (live(h))
-            h->c->watched = 0;
+            h->c->marks &= (uint8_t)~M_WATCHED;
         *h = srv->holders[--srv->nholders];
     }
 }
 
 void budget_watch(struct server *srv, struct conn *c)
 {
-    if (c->watched)
+    if (c->marks & M_WATCHED)
         return;
     if (srv->nholders == srv->holders_cap) {
         prune(srv, c); /* stale entries go first: churn does not grow the array */
@@ -48,7 +48,7 @@ void budget_watch(struct server *srv, struct conn *c)
         }
     }
     srv->holders[srv->nholders++] = (struct holder){c, c->id};
-    c->watched = 1;
+    c->marks |= M_WATCHED;
 }
 
 /* a goes before b: it holds more, or as much and came first. */

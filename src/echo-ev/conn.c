@@ -33,6 +33,7 @@
 #include "budget.h"
 #include "log.h"
 #include "page.h"
+#include "ready.h"
 #include "server.h"
 #include "tls.h"
 
@@ -180,6 +181,8 @@ void conn_destroy(struct server *srv, struct conn *c)
     srv->mem -= c->mem;
     free(c->held);
     conn_list_remove(srv, c);
+    if (c->marks & M_READY)
+        ready_forget(srv, c);
     ev_io_stop(srv->loop, &c->io);
     tls_conn_del(c->tls);
     close(c->io.fd);
@@ -430,12 +433,8 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
     return 0;
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+void conn_serve(struct server *srv, struct conn *c, int revents)
 {
-    struct conn *c = conn_of(w);
-    struct server *srv = srv_of(c);
-
-    (void)loop;
     if (c->tls)
         revents = tls_revents(c->tls, revents);
     if ((revents & EV_WRITE) && (flush(c) < 0 || (c->held && feed_held(c) < 0))) {
@@ -462,6 +461,16 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) && !c->tls)
         return;
     proceed_with(srv, c, st); /* no second look at the driver */
+}
+
+/* Served later in the round, in epoll's order (ready.h). */
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    struct conn *c = conn_of(w);
+    struct server *srv = srv_of(c);
+
+    (void)loop;
+    ready_note(srv, c, revents);
 }
 
 int conn_accept(struct server *srv, int fd, const struct sockaddr *sa, int flags, int tls)

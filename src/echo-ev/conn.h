@@ -28,6 +28,12 @@ enum {
     C_SPARE = 1 << 7,    /* accepted beyond --max-connections: health checks only */
 };
 
+/* Where else the connection is noted (besides its list). */
+enum {
+    M_WATCHED = 1 << 0, /* in srv->holders (budget.c) */
+    M_READY = 1 << 1,   /* in srv->ready, to be served this round (ready.c) */
+};
+
 /*
  * Kept small: an idle open connection costs this struct plus the driver
  * embedded after it (one 216-byte pool slot), and nothing else.
@@ -52,7 +58,7 @@ struct conn {
     uint8_t list;             /* enum conn_list_id */
     uint8_t flags;            /* C_* */
     uint8_t addr[16];         /* peer address, IPv4 as v4-mapped IPv6 */
-    uint8_t watched;          /* in srv->holders (budget.c) */
+    uint8_t marks;            /* M_* */
     _Alignas(8) unsigned char drv[]; /* eev_driver, eev_driver_size() bytes */
 };
 
@@ -73,6 +79,8 @@ void conn_expire(struct server *srv, struct conn *c, int list);
 /* Starts the close handshake (code 1001 at shutdown). */
 void conn_close(struct server *srv, struct conn *c, uint16_t code, const char *reason);
 void conn_destroy(struct server *srv, struct conn *c);
+/* Does c's I/O for the events its watcher reported (ready.c). */
+void conn_serve(struct server *srv, struct conn *c, int revents);
 
 /* "[addr]:port" for logs. */
 const char *conn_peer(const struct conn *c, char *buf, size_t cap);

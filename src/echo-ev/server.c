@@ -26,6 +26,7 @@
 #include "budget.h"
 #include "conn.h"
 #include "log.h"
+#include "ready.h"
 #include "sd.h"
 #include "tls.h"
 
@@ -663,10 +664,25 @@ int server_init(struct server *srv, struct ev_loop *loop, const struct config *c
     return 0;
 }
 
+/* libev's invoke_pending: the watchers of the round (connections only note
+ * themselves), then the noted connections in epoll's order (ready.h); again
+ * if serving them fed events (TLS records OpenSSL already holds). */
+static void invoke_in_order(struct ev_loop *loop)
+{
+    struct server *srv = ev_userdata(loop);
+
+    do {
+        ev_invoke_pending(loop);
+        ready_serve(srv);
+    } while (ev_pending_count(loop));
+}
+
 int server_run(struct server *srv)
 {
     sd_tell("READY=1");
     tell_status(srv);
+    ev_set_userdata(srv->loop, srv);
+    ev_set_invoke_pending_cb(srv->loop, invoke_in_order);
     ev_run(srv->loop, 0);
     log_info("exiting");
     for (int i = 0; srv->own_unix && i < srv->cfg->bind_cnt; i++) /* our unix sockets' files */
@@ -681,6 +697,7 @@ void server_free(struct server *srv)
     srv->rbuf = NULL;
     pool_destroy(&srv->conn_pool);
     budget_free(srv);
+    ready_free(srv);
     tls_server_del(srv->tls);
     srv->tls = NULL;
     eev_deflate_shared_free(srv->opt.deflate.shared);

@@ -23,6 +23,12 @@
 
 struct conn;
 struct holder;
+
+/* A connection to serve this round, with its watcher's events (ready.h). */
+struct ready_slot {
+    struct conn *c; /* NULL: gone before its turn */
+    int revents;
+};
 struct tls_server;
 
 /*
@@ -72,6 +78,8 @@ struct server {
     uint64_t mem;             /* sum of the connections' c->mem (--max-memory) */
     struct holder *holders;   /* eviction candidates past --max-memory (budget.c) */
     uint32_t nholders, holders_cap;
+    struct ready_slot *ready; /* this round's connections, newest first (ready.c) */
+    uint32_t nready, ready_cap;
     long base_fds;            /* descriptors open at start besides listeners and the spare */
     uint32_t next_id;
     double t0;       /* ev_now() at start: origin of conn timestamps */

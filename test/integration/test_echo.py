@@ -276,3 +276,46 @@ async def thousand():
     codes = [ws.close_code for ws in good]
     check(all(c == 1000 for c in codes), "close codes: %r" % sorted(set(codes)))
     print("# 1000 clients in %.1fs" % (time.monotonic() - t0))
+
+
+SO_TIMESTAMPNS = 35  # Linux; the socket module lacks the name
+
+
+@test("after a stall, connections are served in the order their messages arrived")
+def served_in_arrival_order():
+    # libev calls a round's watchers back newest first; the server serves
+    # them in epoll's order instead, so the oldest message does not wait
+    # for the whole batch. The server is stopped while 40 clients send, one
+    # after the other, then resumed: the kernel's receive timestamps of the
+    # echoes give the order it served them in.
+    import signal
+    import socket
+    import struct
+    from eevtest import Server
+    n = 40  # one epoll round: libev asks for 64 events at first
+    with Server() as srv:
+        conns = [RawWS.open(srv.port) for _ in range(n)]
+        try:
+            for c in conns:
+                c.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            srv.signal(signal.SIGSTOP)
+            try:
+                for i, c in enumerate(conns):
+                    c.send(0x2, b"%02d" % i)
+                    time.sleep(0.002)  # each arrives clearly after the last
+            finally:
+                srv.signal(signal.SIGCONT)
+            stamps = []
+            for i, c in enumerate(conns):
+                c.sock.settimeout(5)
+                data, anc, _, _ = c.sock.recvmsg(64, 64)
+                check(data == b"\x82\x02%02d" % i, "echo %d: %r" % (i, data))
+                ts = [struct.unpack("qq", d[:16]) for lvl, typ, d in anc
+                      if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS]
+                check(ts, "no receive timestamp on connection %d" % i)
+                stamps.append(ts[0][0] * 10**9 + ts[0][1])
+            order = sorted(range(n), key=lambda i: stamps[i])
+            check(order == list(range(n)), "served in the order %r, want 0..%d" % (order, n - 1))
+        finally:
+            for c in conns:
+                c.close()
