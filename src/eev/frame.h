@@ -75,42 +75,52 @@ static inline size_t frame_encode_header(uint8_t *out, uint8_t b0, uint64_t len,
  */
 unsigned frame_mask(uint8_t *p, size_t len, const uint8_t key[4], unsigned phase);
 
+/* The key repeated over a word, shifted to start at key byte phase. */
+static inline uint64_t frame_key_at(uint64_t k64, unsigned phase)
+{
+    unsigned s = 8 * phase;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return k64 << s | k64 >> ((64 - s) & 63);
+#else
+    return k64 >> s | k64 << ((64 - s) & 63);
+#endif
+}
+
 /*
  * The same for a short payload (a small frame whole in the input) with
- * phase 0: 8-byte words, then a 4-, 2- and 1-byte tail, no loop over
- * bytes. Unaligned access goes through memcpy (plain moves).
+ * phase 0, in 8-byte words and no loop over bytes: the last word ends at
+ * the payload's end and may overlap the one before. It is loaded before
+ * any store and stored after them, from the original bytes, so the bytes
+ * both cover come out right either way. Unaligned access goes through
+ * memcpy (plain moves).
  */
 static inline void frame_mask_short(uint8_t *p, size_t len, const uint8_t key[4])
 {
     uint32_t k32;
-    uint64_t k64;
-    size_t i = 0;
 
     memcpy(&k32, key, 4);
-    k64 = (uint64_t)k32 << 32 | k32;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        w ^= k64;
-        memcpy(p + i, &w, 8);
+    if (len >= 8) {
+        uint64_t k64 = (uint64_t)k32 << 32 | k32, w, last;
+        memcpy(&last, p + len - 8, 8);
+        last ^= frame_key_at(k64, len & 3);
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&w, p + i, 8);
+            w ^= k64;
+            memcpy(p + i, &w, 8);
+        }
+        memcpy(p + len - 8, &last, 8);
+    } else if (len >= 4) { /* the same with two 4-byte words */
+        uint32_t first, last;
+        memcpy(&first, p, 4);
+        memcpy(&last, p + len - 4, 4);
+        first ^= k32;
+        last ^= (uint32_t)frame_key_at((uint64_t)k32 << 32 | k32, len & 3);
+        memcpy(p + len - 4, &last, 4);
+        memcpy(p, &first, 4);
+    } else {
+        for (size_t i = 0; i < len; i++)
+            p[i] ^= key[i];
     }
-    if (len & 4) {
-        uint32_t w;
-        memcpy(&w, p + i, 4);
-        w ^= k32;
-        memcpy(p + i, &w, 4);
-        i += 4;
-    }
-    if (len & 2) {
-        uint16_t w, k16;
-        memcpy(&w, p + i, 2);
-        memcpy(&k16, key, 2);
-        w ^= k16;
-        memcpy(p + i, &w, 2);
-        i += 2;
-    }
-    if (len & 1)
-        p[i] ^= key[len & 2];
 }
 
 static inline int frame_opcode_is_control(unsigned op) { return op & 0x8; }
