@@ -421,6 +421,19 @@ int eev_driver_fail(eev_driver *d, uint16_t code, const char *reason, size_t rea
 int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, const void *body,
                           size_t body_len, int close);
 
+/* The driver's state in one value (eev_driver_status()). */
+enum {
+    EEV_WANT_READ = 1 << 0,  /* eev_driver_want_read() */
+    EEV_WANT_WRITE = 1 << 1, /* eev_driver_want_write() */
+    EEV_FINISHED = 1 << 2,   /* eev_driver_finished() */
+    EEV_HOLDS = 1 << 3,      /* eev_driver_mem() > 0 */
+};
+typedef struct eev_status {
+    unsigned flags;  /* EEV_WANT_READ | EEV_WANT_WRITE | EEV_FINISHED | EEV_HOLDS */
+    eev_state state; /* eev_driver_state() */
+    size_t out_len;  /* eev_driver_out_len() */
+} eev_status;
+
 /*
  * Output side. Fills up to iovmax iovecs with views of queued bytes, in
  * order, and returns how many it filled (0: nothing queued). The views are
@@ -428,8 +441,9 @@ int eev_driver_http_reply(eev_driver *d, int status, const char *extra_headers, 
  */
 int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax);
 
-/* Drops n bytes (what writev() returned) from the front of the queue. */
-void eev_driver_out_consume(eev_driver *d, size_t n);
+/* Drops n bytes (what writev() returned) from the front of the queue, and
+ * returns eev_driver_status() as it is then (saving the owner that call). */
+eev_status eev_driver_out_consume(eev_driver *d, size_t n);
 
 /* Bytes queued for sending. */
 size_t eev_driver_out_len(const eev_driver *d);
@@ -456,19 +470,20 @@ eev_state eev_driver_state(const eev_driver *d);
 
 /* Everything the owner re-checks after feeding or draining the driver, in
  * one call: the four queries above, eev_driver_out_len() and whether
- * eev_driver_mem() is 0. */
-enum {
-    EEV_WANT_READ = 1 << 0,  /* eev_driver_want_read() */
-    EEV_WANT_WRITE = 1 << 1, /* eev_driver_want_write() */
-    EEV_FINISHED = 1 << 2,   /* eev_driver_finished() */
-    EEV_HOLDS = 1 << 3,      /* eev_driver_mem() > 0 */
-};
-typedef struct eev_status {
-    unsigned flags;  /* EEV_WANT_READ | EEV_WANT_WRITE | EEV_FINISHED | EEV_HOLDS */
-    eev_state state; /* eev_driver_state() */
-    size_t out_len;  /* eev_driver_out_len() */
-} eev_status;
+ * eev_driver_mem() is 0 (eev_status is defined above, with the output side). */
 eev_status eev_driver_status(const eev_driver *d);
+
+/* What the connection carried so far, as its log line or accounting wants
+ * it: data messages received (whole) and their payload bytes, and the
+ * payload bytes of the data messages queued for sending (as the caller
+ * gave them: before compression; eev_driver_send_compressed() counts what
+ * it was given). The echoes eev_driver_recv_echo() makes count too. */
+typedef struct eev_counts {
+    uint64_t messages_in; /* (kept in 32 bits: wraps after 2^32) */
+    uint64_t bytes_in;
+    uint64_t bytes_out;
+} eev_counts;
+eev_counts eev_driver_counts(const eev_driver *d);
 
 /* The close codes so far: *sent is the code of our Close (1005: one
  * without a code; 0: none sent), *received the peer's (likewise). */

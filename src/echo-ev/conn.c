@@ -145,7 +145,6 @@ static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
     struct server *srv = srv_of(c);
     char peer[64];
 
-    (void)d;
     /* The peer's code, else ours (a failure, or no answer to our Close),
      * else 1006: the connection just went away. */
     uint16_t code = a->code_received != EEV_CLOSE_ABNORMAL ? a->code_received
@@ -155,10 +154,11 @@ static void on_close(eev_driver *d, const eev_close_arg *a, void *ud)
     srv->ws_open--;
     if (!srv->cfg->access_log || !log_enabled(LOG_INFO))
         return;
+    eev_counts n = eev_driver_counts(d);
     struct log_event e = {.conn = c->id, .peer = conn_peer(c, peer, sizeof(peer)), .event = "close",
                           .code = code, .reason = a->reason_len ? a->reason : NULL,
-                          .reason_len = a->reason_len, .counted = 1, .bytes_in = c->bytes_in,
-                          .bytes_out = c->bytes_out, .messages = c->messages,
+                          .reason_len = a->reason_len, .counted = 1, .bytes_in = n.bytes_in,
+                          .bytes_out = n.bytes_out, .messages = n.messages_in,
                           .duration_ms = (double)(uint32_t)(now_ms(srv) - c->born_ms),
                           .unclean = !a->clean};
     log_event(LOG_INFO, &e);
@@ -191,9 +191,10 @@ void conn_destroy(struct server *srv, struct conn *c)
     server_conn_gone(srv);
 }
 
-/* Writes what is queued. Returns 0, or -1 when the peer is gone. Inlined:
- * it runs once per read on the echo path. */
-static inline __attribute__((always_inline)) int flush(struct conn *c)
+/* Writes what is queued. Returns 0 with *st the driver's status then, or
+ * -1 when the peer is gone. Inlined: it runs once per read on the echo
+ * path. */
+static inline __attribute__((always_inline)) int flush_status(struct conn *c, eev_status *st)
 {
     eev_driver *d = conn_driver(c);
     struct iovec iov[IOV_MAX_BATCH];
@@ -201,21 +202,31 @@ static inline __attribute__((always_inline)) int flush(struct conn *c)
     for (;;) {
         int n = eev_driver_out_iov(d, iov, IOV_MAX_BATCH);
         if (n == 0)
-            return 0; /* nothing queued */
+            break; /* nothing queued */
         ssize_t w = t_writev(c, iov, n);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
-            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                return -1;
+            break;
         }
-        eev_driver_out_consume(d, (size_t)w);
+        *st = eev_driver_out_consume(d, (size_t)w);
         /* Less than a full batch: that was all of the queue, or the socket
-         * is full (what is left shows in the driver's status; EV_WRITE
-         * waits for room). After a full batch, try again: at worst the
-         * next write says EAGAIN. */
+         * is full (what is left shows in the status; EV_WRITE waits for
+         * room). After a full batch, try again: at worst the next write
+         * says EAGAIN. */
         if (n < IOV_MAX_BATCH)
             return 0;
     }
+    *st = eev_driver_status(d);
+    return 0;
+}
+
+static inline __attribute__((always_inline)) int flush(struct conn *c)
+{
+    eev_status st;
+    return flush_status(c, &st);
 }
 
 /* Half-closes and waits (in L_CLOSING) for the peer's EOF. */
@@ -365,7 +376,7 @@ static int feed_held(struct conn *c)
 
 /* Reads and feeds the driver. Returns 0, 1 when *last is the driver's
  * status as it is now, or -1 when c must be destroyed. */
-static int on_readable(struct server *srv, struct conn *c, eev_status *last)
+static inline __attribute__((always_inline)) int on_readable(struct server *srv, struct conn *c, eev_status *last)
 {
     eev_driver *d = conn_driver(c);
 
@@ -376,26 +387,20 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
                 continue; /* draining: discard */
             c->flags = (uint8_t)((c->flags & ~C_PING_OUT) | C_RX);
             /* Whole small messages are echoed inside the driver (no
-             * on_message); what it counted is this connection's too. */
-            uint64_t msgs = srv->echoes.messages, bytes = srv->echoes.bytes;
+             * on_message), which counts them itself. */
+            uint64_t msgs = srv->echoes.messages;
             ssize_t rv = eev_driver_recv_echo(d, srv->rbuf, (size_t)n, &srv->echoes);
             if (rv < 0) {
                 log_error("#%u driver: %s", c->id, eev_strerror((int)rv));
                 return -1;
             }
-            if (srv->echoes.messages != msgs) {
-                bytes = srv->echoes.bytes - bytes;
-                c->messages += (uint32_t)(srv->echoes.messages - msgs);
-                c->bytes_in += bytes;
-                c->bytes_out += bytes;
-                if (srv->cfg->idle_timeout > 0) /* the idle clock, read only then */
-                    c->last_msg = server_ticks(srv);
-            }
+            if (srv->cfg->idle_timeout > 0 && srv->echoes.messages != msgs) /* the idle clock, read only then */
+                c->last_msg = server_ticks(srv);
             /* Echoes go out straight from the read buffer; what the socket
              * does not take is copied before the buffer is read into again. */
-            if (flush(c) < 0)
+            eev_status st;
+            if (flush_status(c, &st) < 0)
                 return -1;
-            eev_status st = eev_driver_status(d);
             if (st.out_len && eev_driver_out_settle(d) < 0) {
                 log_error("#%u out of memory queueing echoes", c->id);
                 return -1;
@@ -433,7 +438,9 @@ static int on_readable(struct server *srv, struct conn *c, eev_status *last)
     return 0;
 }
 
-void conn_serve(struct server *srv, struct conn *c, int revents)
+/* Inlined into the round's loop (conn_serve_ready): the registers it
+ * needs are saved once a round, not once a connection. */
+static inline __attribute__((always_inline)) void serve(struct server *srv, struct conn *c, int revents)
 {
     if (c->tls)
         revents = tls_revents(c->tls, revents);
@@ -461,6 +468,24 @@ void conn_serve(struct server *srv, struct conn *c, int revents)
         c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) && !c->tls)
         return;
     proceed_with(srv, c, st); /* no second look at the driver */
+}
+
+void conn_serve(struct server *srv, struct conn *c, int revents)
+{
+    serve(srv, c, revents);
+}
+
+void conn_serve_ready(struct server *srv)
+{
+    /* libev called back the newest first: the last noted came first. */
+    for (uint32_t i = srv->nready; i-- > 0;) {
+        struct conn *c = srv->ready[i].c;
+        if (c) {
+            c->marks &= (uint8_t)~M_READY;
+            serve(srv, c, srv->ready[i].revents);
+        }
+    }
+    srv->nready = 0;
 }
 
 /* Served later in the round, in epoll's order (ready.h). */
@@ -836,13 +861,10 @@ static int on_message(eev_driver *d, const eev_message_arg *m, void *ud)
         srv->m.deflate_bytes_inflated += m->len;
     }
     c->last_msg = server_ticks(srv);
-    c->messages++;
-    c->bytes_in += m->len;
     int rv = eev_driver_send_message(d, m);
     if (rv == 0) {
         srv->m.msgs_out++;
         srv->m.bytes_out += m->len;
-        c->bytes_out += m->len;
     }
     return rv == EEV_ERR_NOMEM ? -1 : 0;
 }

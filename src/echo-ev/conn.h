@@ -50,8 +50,6 @@ struct conn {
     uint32_t last_msg;        /* last message (ticks), for --idle-timeout */
     uint32_t id;
     uint32_t born_ms;         /* accepted, in ms since start (for the access log) */
-    uint32_t messages;        /* messages received */
-    uint64_t bytes_in, bytes_out; /* message payload bytes, for the access log */
     uint16_t port;            /* peer port */
     uint16_t http_reqs;       /* HTTP requests on this connection */
     uint8_t inflight;         /* HTTP requests answered since the output was last empty */
@@ -79,8 +77,12 @@ void conn_expire(struct server *srv, struct conn *c, int list);
 /* Starts the close handshake (code 1001 at shutdown). */
 void conn_close(struct server *srv, struct conn *c, uint16_t code, const char *reason);
 void conn_destroy(struct server *srv, struct conn *c);
-/* Does c's I/O for the events its watcher reported (ready.c). */
+/* Does c's I/O for the events its watcher reported (out of turn: ready.c
+ * when out of memory). */
 void conn_serve(struct server *srv, struct conn *c, int revents);
+/* Serves the connections noted this round (ready.h), in the order epoll
+ * reported them. */
+void conn_serve_ready(struct server *srv);
 
 /* "[addr]:port" for logs. */
 const char *conn_peer(const struct conn *c, char *buf, size_t cap);

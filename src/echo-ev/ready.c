@@ -33,19 +33,6 @@ int ready_forget(struct server *srv, struct conn *c)
     return 0;
 }
 
-void ready_serve(struct server *srv)
-{
-    /* libev called back the newest first: the last noted came first. */
-    for (uint32_t i = srv->nready; i-- > 0;) {
-        struct conn *c = srv->ready[i].c;
-        if (c) {
-            c->marks &= (uint8_t)~M_READY;
-            conn_serve(srv, c, srv->ready[i].revents);
-        }
-    }
-    srv->nready = 0;
-}
-
 void ready_free(struct server *srv)
 {
     free(srv->ready);

@@ -7,8 +7,8 @@
  * connection whose input arrived first was served last, and the tail
  * latency grew with the batch. Instead a connection's watcher only notes
  * it here (ready_note), and once libev has called every watcher of the
- * round the noted connections are served oldest first (ready_serve, from
- * the loop's invoke_pending hook that server.c installs).
+ * round the noted connections are served oldest first (conn_serve_ready,
+ * from the loop's invoke_pending hook that server.c installs).
  */
 #ifndef EEV_READY_H
 #define EEV_READY_H
@@ -24,9 +24,6 @@ void ready_note_slow(struct server *srv, struct conn *c, int revents);
 /* Drops c's entry (c is gone before its turn, or noted again) and returns
  * the events it had. */
 int ready_forget(struct server *srv, struct conn *c);
-/* Serves the connections noted since the last call, in the order epoll
- * reported them (conn_serve). */
-void ready_serve(struct server *srv);
 /* Frees the array (server_free). */
 void ready_free(struct server *srv);
 

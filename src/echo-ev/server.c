@@ -673,7 +673,7 @@ static void invoke_in_order(struct ev_loop *loop)
 
     do {
         ev_invoke_pending(loop);
-        ready_serve(srv);
+        conn_serve_ready(srv);
     } while (ev_pending_count(loop));
 }
 

@@ -58,6 +58,9 @@ int eev_driver_init(eev_driver *d, const eev_callbacks *cb, const eev_options *o
     d->opt = opt ? opt : &default_options;
     d->ud = ud;
     d->state = EEV_STATE_CONNECTING;
+    uint64_t max = d->opt->max_message_size;
+    d->fixed = (uint8_t)((d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input ? FX_ECHO_INPLACE : 0) |
+                         (!max || max >= 0xFFFF ? FX_SHORT_ANY : 0));
     if (d->opt->role == EEV_ROLE_CLIENT) {
         if (!d->opt->host)
             return EEV_ERR_ARG;
@@ -351,6 +354,13 @@ static const uint8_t *take_header(eev_driver *d, uint8_t **pp, const uint8_t *en
     return NULL;
 }
 
+/* A data message arrived (eev_driver_counts). */
+static inline void count_in(eev_driver *d, size_t len)
+{
+    d->msgs_in++;
+    d->bytes_in += len;
+}
+
 static int deliver(eev_driver *d, uint8_t *data, size_t len)
 {
     eev_message_arg m = {(eev_opcode)d->msg_op, data, len, d->msg_rsv1,
@@ -360,6 +370,7 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
     if (m.opcode == EEV_OP_TEXT && d->utf8 != EEV_UTF8_ACCEPT)
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
     d->msg_op = 0;
+    count_in(d, len);
     if (data != d->msg && (d->xflags & X_HDR_INPLACE) && d->opt->borrow_input && d->opt->role == EEV_ROLE_SERVER)
         d->xflags |= X_MSG_INPLACE; /* eev_driver_send_message may echo it in place */
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
@@ -616,8 +627,7 @@ static inline int echo_payload(eev_driver *d, uint8_t b0, uint8_t *data, size_t 
  * message limit (larger ones go the general way, which fails them). */
 static inline size_t short_max(const eev_driver *d)
 {
-    uint64_t max = d->opt->max_message_size;
-    return max && max < 0xFFFF ? (size_t)max : 0xFFFF;
+    return d->fixed & FX_SHORT_ANY ? 0xFFFF : (size_t)d->opt->max_message_size;
 }
 
 /*
@@ -652,8 +662,12 @@ static inline void short_unmask(uint8_t *p, size_t hl, size_t len)
         frame_mask(p + 8, len, p + 4, 0);
 }
 
-static inline void count_echo(eev_echo_stats *st, size_t len)
+/* Its echo, made by eev_driver_recv_echo() itself: counted for the
+ * connection and in the owner's st. */
+static inline void count_echo(eev_driver *d, eev_echo_stats *st, size_t len)
 {
+    count_in(d, len);
+    d->bytes_out += len;
     st->bytes += len;
     st->size_class[len > 1 ? 32 - __builtin_clz((unsigned)len - 1) : 0]++;
     st->messages++;
@@ -684,10 +698,11 @@ static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end, eev_ec
     if (st) { /* eev_driver_recv_echo: the echo, without on_message */
         if ((rv = echo_payload(d, b0, data, len, d->opt->borrow_input)) < 0)
             return rv;
-        count_echo(st, len);
+        count_echo(d, st, len);
         return (ssize_t)(hl + len);
     }
     eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0, 0};
+    count_in(d, len);
     d->xflags |= d->opt->borrow_input ? X_MSG_INPLACE : 0;
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
@@ -766,7 +781,7 @@ static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo
             move_down(at + hl, data, len);
         outq_inplace_commit(q, at, hl + len);
         d->xflags |= X_VIEW_JOIN;
-        count_echo(st, len);
+        count_echo(d, st, len);
         p = data + len;
     }
     return p - in;
@@ -776,8 +791,17 @@ static ssize_t echo_run(eev_driver *d, uint8_t *in, const uint8_t *end, eev_echo
  * is open, between messages, no frame header begun and no Close sent. */
 static inline int between_messages(const eev_driver *d)
 {
-    return d->state == EEV_STATE_OPEN && d->istate == IN_HEADER && !d->hdr_have && !d->msg_op &&
-           !(d->flags & F_CLOSE_SENT);
+    /* hdr_have 0, istate IN_HEADER, msg_op 0, state OPEN: one 4-byte compare */
+    static const uint8_t want[4] = {0, IN_HEADER, 0, EEV_STATE_OPEN};
+    uint32_t have, w;
+
+    _Static_assert(offsetof(eev_driver, istate) == offsetof(eev_driver, hdr_have) + 1 &&
+                       offsetof(eev_driver, msg_op) == offsetof(eev_driver, hdr_have) + 2 &&
+                       offsetof(eev_driver, state) == offsetof(eev_driver, hdr_have) + 3,
+                   "between_messages() reads four adjacent fields");
+    memcpy(&have, (const char *)d + offsetof(eev_driver, hdr_have), 4);
+    memcpy(&w, want, 4);
+    return have == w && !(d->flags & F_CLOSE_SENT);
 }
 
 static size_t inflate_budget(const eev_driver *d)
@@ -858,7 +882,7 @@ ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_st
     uint8_t *p = in, *end = in + len;
 
     recv_start(d);
-    if (between_messages(d) && d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input) {
+    if ((d->fixed & FX_ECHO_INPLACE) && between_messages(d)) {
         ssize_t n = echo_run(d, in, end, st);
         if (n < 0 || (size_t)n == len)
             return n;
@@ -942,6 +966,14 @@ static int send_passthrough(eev_driver *d, const eev_message_arg *m)
     return queue_owned(d, b0, buf, z->zwire);
 }
 
+/* rv is a send's result: a data message queued counts (eev_driver_counts). */
+static inline int count_out(eev_driver *d, int rv, size_t len)
+{
+    if (rv == 0)
+        d->bytes_out += len;
+    return rv;
+}
+
 int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
 {
     if (op != EEV_OP_TEXT && op != EEV_OP_BINARY && op != EEV_OP_PING && op != EEV_OP_PONG)
@@ -950,9 +982,9 @@ int eev_driver_send(eev_driver *d, eev_opcode op, const void *p, size_t len)
         return EEV_ERR_ARG;
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
         return EEV_ERR_STATE;
-    if (d->pmd && !frame_opcode_is_control(op))
-        return send_compressed(d, op, p, len);
-    return queue_frame(d, FRAME_FIN | op, p, len);
+    if (frame_opcode_is_control(op))
+        return queue_frame(d, FRAME_FIN | op, p, len);
+    return count_out(d, d->pmd ? send_compressed(d, op, p, len) : queue_frame(d, FRAME_FIN | op, p, len), len);
 }
 
 int eev_driver_send_compressed(eev_driver *d, eev_opcode op, const void *p, size_t len)
@@ -962,7 +994,7 @@ int eev_driver_send_compressed(eev_driver *d, eev_opcode op, const void *p, size
     if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT) || !d->pmd)
         return EEV_ERR_STATE;
     pmd_sent_foreign(d->pmd);
-    return queue_frame(d, (uint8_t)(FRAME_FIN | FRAME_RSV1 | op), p, len);
+    return count_out(d, queue_frame(d, (uint8_t)(FRAME_FIN | FRAME_RSV1 | op), p, len), len);
 }
 
 int eev_driver_text(eev_driver *d, const char *p, size_t len)
@@ -980,12 +1012,8 @@ int eev_driver_ping(eev_driver *d, const void *p, size_t len)
     return eev_driver_send(d, EEV_OP_PING, p, len);
 }
 
-int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
+static int send_message(eev_driver *d, const eev_message_arg *m)
 {
-    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
-        return EEV_ERR_STATE;
-    if (m->opcode != EEV_OP_TEXT && m->opcode != EEV_OP_BINARY)
-        return EEV_ERR_ARG;
     if (d->pmd && m->rsv1) { /* (what came uncompressed goes back so) */
         if ((d->pmd->flags & (PMD_MSG_PASS | PMD_ECHOED)) == PMD_MSG_PASS)
             return send_passthrough(d, m);
@@ -995,6 +1023,15 @@ int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
     }
     /* (X_MSG_INPLACE: set only with borrow_input, server role) */
     return echo_payload(d, (uint8_t)(FRAME_FIN | m->opcode), m->data, m->len, d->xflags & X_MSG_INPLACE);
+}
+
+int eev_driver_send_message(eev_driver *d, const eev_message_arg *m)
+{
+    if (d->state != EEV_STATE_OPEN || (d->flags & F_CLOSE_SENT))
+        return EEV_ERR_STATE;
+    if (m->opcode != EEV_OP_TEXT && m->opcode != EEV_OP_BINARY)
+        return EEV_ERR_ARG;
+    return count_out(d, send_message(d, m), m->len);
 }
 
 int eev_driver_close(eev_driver *d, uint16_t code, const char *reason, size_t reason_len)
@@ -1030,6 +1067,31 @@ int eev_driver_fail(eev_driver *d, uint16_t code, const char *reason, size_t rea
     return rv;
 }
 
+static __attribute__((noinline)) eev_status status_pmd(const eev_driver *d, eev_status st)
+{
+    if (pmd_mem(d->pmd))
+        st.flags |= EEV_HOLDS;
+    return st;
+}
+
+static inline eev_status status_of(const eev_driver *d)
+{
+    /* (EEV_FINISHED is EEV_WANT_READ + 3: no branch) */
+    eev_status st = {EEV_WANT_READ + 3u * (d->state == EEV_STATE_CLOSED), (eev_state)d->state, d->oq.len};
+
+    st.flags |= d->oq.len ? EEV_WANT_WRITE : 0;
+    if (d->oq.len | d->msg_cap)
+        st.flags |= EEV_HOLDS;
+    else if (d->pmd)
+        return status_pmd(d, st);
+    return st;
+}
+
+eev_status eev_driver_status(const eev_driver *d)
+{
+    return status_of(d);
+}
+
 int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
 {
     if (d->oq.view && !d->oq.head && iovmax > 0) { /* echoes in place, and nothing else */
@@ -1040,14 +1102,15 @@ int eev_driver_out_iov(eev_driver *d, struct iovec *iov, int iovmax)
     return outq_iov(&d->oq, iov, iovmax);
 }
 
-void eev_driver_out_consume(eev_driver *d, size_t n)
+eev_status eev_driver_out_consume(eev_driver *d, size_t n)
 {
     if (n == d->oq.len && !d->oq.head) { /* all of the view went */
         d->oq.view = NULL;
         d->oq.view_len = d->oq.len = 0;
-        return;
+    } else {
+        outq_consume(&d->oq, n);
     }
-    outq_consume(&d->oq, n);
+    return status_of(d);
 }
 
 int eev_driver_out_settle(eev_driver *d)
@@ -1092,24 +1155,9 @@ eev_state eev_driver_state(const eev_driver *d)
 
 /* eev_driver_status() of a connection with deflate state (a tail call,
  * so that the common case needs no stack frame). */
-static __attribute__((noinline)) eev_status status_pmd(const eev_driver *d, eev_status st)
+eev_counts eev_driver_counts(const eev_driver *d)
 {
-    if (pmd_mem(d->pmd))
-        st.flags |= EEV_HOLDS;
-    return st;
-}
-
-eev_status eev_driver_status(const eev_driver *d)
-{
-    /* (EEV_FINISHED is EEV_WANT_READ + 3: no branch) */
-    eev_status st = {EEV_WANT_READ + 3u * (d->state == EEV_STATE_CLOSED), (eev_state)d->state, d->oq.len};
-
-    st.flags |= d->oq.len ? EEV_WANT_WRITE : 0;
-    if (d->oq.len | d->msg_cap)
-        st.flags |= EEV_HOLDS;
-    else if (d->pmd)
-        return status_pmd(d, st);
-    return st;
+    return (eev_counts){d->msgs_in, d->bytes_in, d->bytes_out};
 }
 
 void eev_driver_close_codes(const eev_driver *d, uint16_t *sent, uint16_t *received)

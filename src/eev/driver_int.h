@@ -17,6 +17,12 @@
 /* Frame decoder states (RFC 6455 §5.2). */
 enum { IN_HEADER = 0, IN_PAYLOAD };
 
+/* d->fixed, from the options at init (hot-path checks without d->opt). */
+enum {
+    FX_ECHO_INPLACE = 1 << 0, /* server role with borrow_input: eev_driver_recv_echo() echoes in place */
+    FX_SHORT_ANY = 1 << 1,    /* max_message_size allows every 16-bit length */
+};
+
 /* flags */
 enum {
     F_CLOSE_SENT = 1 << 0,   /* our Close is queued: no more frames out */
@@ -58,20 +64,24 @@ struct eev_driver {
     uint32_t utf8;      /* validation state of the open text message */
     uint16_t code_sent, code_rcvd;
     uint8_t hdr[FRAME_MAX_HEADER]; /* a header split across reads */
+    /* These four in this order: between_messages() reads them at once. */
     uint8_t hdr_have;   /* bytes in hdr */
     uint8_t istate;     /* IN_* */
+    uint8_t msg_op;     /* opcode of the open message, 0 when none */
+    uint8_t state;      /* eev_state */
     uint8_t mask[4];
     uint8_t mask_phase; /* key offset of the next payload byte */
     uint8_t fb0;        /* FIN/RSV/opcode byte of the current frame */
-    uint8_t msg_op;     /* opcode of the open message, 0 when none */
     uint8_t msg_rsv1;
-    uint8_t state;      /* eev_state */
     uint8_t flags;      /* F_* */
     uint8_t proto;      /* 1 + index of the chosen subprotocol, 0: none */
     uint8_t rsv_ok;     /* RSV bits an extension negotiated (RSV1: deflate) */
     uint8_t yield;      /* eev_driver_recv_yield(): return after this request */
     uint8_t head_req;   /* the request being answered is HEAD: no body */
     uint8_t xflags;     /* X_* */
+    uint8_t fixed;      /* FX_*: what the options (fixed for life) allow */
+    uint32_t msgs_in;   /* eev_driver_counts(): data messages received */
+    uint64_t bytes_in, bytes_out; /* and the payload bytes in and out */
 };
 
 /* Defaults for zero option fields. */

@@ -103,7 +103,10 @@ static inline void frame_mask_short(uint8_t *p, size_t len, const uint8_t key[4]
         uint64_t k64 = (uint64_t)k32 << 32 | k32, w, last;
         memcpy(&last, p + len - 8, 8);
         last ^= frame_key_at(k64, len & 3);
-        for (size_t i = 0; i + 8 < len; i += 8) {
+        memcpy(&w, p, 8); /* the first word outside the loop: up to 16 bytes take none */
+        w ^= k64;
+        memcpy(p, &w, 8);
+        for (size_t i = 8; i + 8 < len; i += 8) {
             memcpy(&w, p + i, 8);
             w ^= k64;
             memcpy(p + i, &w, 8);

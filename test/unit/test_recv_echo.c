@@ -29,6 +29,8 @@ static int echo(eev_driver *d, const eev_message_arg *m, void *ud)
 
 static const eev_callbacks cb = {.on_message = echo};
 
+static int consumes, consume_mismatches; /* eev_driver_out_consume()'s status against eev_driver_status() */
+
 /* Drains up to max bytes of output into out. */
 static void take(eev_driver *d, sbuf *out, size_t max)
 {
@@ -41,7 +43,9 @@ static void take(eev_driver *d, sbuf *out, size_t max)
         sb_put(out, iov[i].iov_base, l);
         got += l;
     }
-    eev_driver_out_consume(d, got);
+    eev_status a = eev_driver_out_consume(d, got), b = eev_driver_status(d);
+    consumes++;
+    consume_mismatches += a.flags != b.flags || a.state != b.state || a.out_len != b.out_len;
 }
 
 static int size_class(size_t len)
@@ -178,6 +182,15 @@ static void run_mix(int borrow, size_t first_take)
        (unsigned long long)want_st.messages, (unsigned long long)want_st.bytes);
     ok(c.messages == cb_msgs && c.bytes == cb_bytes, "mix borrow=%d take=%zu: on_message for the other %d (%d)",
        borrow, first_take, cb_msgs, c.messages);
+    /* The connection's own counts take both kinds: echoed here or through
+     * on_message and eev_driver_send_message(). */
+    eev_counts n = eev_driver_counts(d);
+    uint64_t all_msgs = want_st.messages + (uint64_t)cb_msgs, all_bytes = want_st.bytes + cb_bytes;
+    ok(n.messages_in == all_msgs && n.bytes_in == all_bytes && n.bytes_out == all_bytes,
+       "mix borrow=%d take=%zu: eev_driver_counts %llu in (%llu bytes), %llu bytes out; want %llu, %llu, %llu",
+       borrow, first_take, (unsigned long long)n.messages_in, (unsigned long long)n.bytes_in,
+       (unsigned long long)n.bytes_out, (unsigned long long)all_msgs, (unsigned long long)all_bytes,
+       (unsigned long long)all_bytes);
     ok(eev_driver_out_len(d) == 0 && eev_driver_mem(d) == 0 && eev_driver_state(d) == EEV_STATE_OPEN,
        "mix borrow=%d take=%zu: open, nothing held", borrow, first_take);
     eev_driver_del(d);
@@ -319,5 +332,7 @@ int main(void)
     run_lengths();
     test_failures();
     test_client();
+    ok(consumes > 100 && consume_mismatches == 0,
+       "eev_driver_out_consume() returns the status as it is then: %d of %d differ", consume_mismatches, consumes);
     return done_testing();
 }
