@@ -6,11 +6,14 @@ import base64
 import os
 import re
 import resource
+import signal
+import socket
+import struct
 import time
 
 import websockets
 
-from eevtest import RawWS, Shared, assert_served, check, close_payload
+from eevtest import RawWS, Server, Shared, assert_served, check, close_payload, poll
 from run import register, test
 
 MODULE_TIMEOUT = 240
@@ -288,16 +291,18 @@ def served_in_arrival_order():
     # for the whole batch. The server is stopped while 40 clients send, one
     # after the other, then resumed: the kernel's receive timestamps of the
     # echoes give the order it served them in.
-    import signal
-    import socket
-    import struct
-    from eevtest import Server
     n = 40  # one epoll round: libev asks for 64 events at first
     with Server() as srv:
         conns = [RawWS.open(srv.port) for _ in range(n)]
         try:
             for c in conns:
                 c.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            # Stop it asleep in epoll_wait, where it has let go of every
+            # socket it served (a socket epoll reported lately stays on its
+            # ready list until the next epoll_wait looks at it again).
+            wchan = "/proc/%d/wchan" % srv.proc.pid
+            check(poll(lambda: open(wchan).read().strip() == "do_epoll_wait", 5),
+                  "server not waiting in epoll_wait: %s" % open(wchan).read())
             srv.signal(signal.SIGSTOP)
             try:
                 for i, c in enumerate(conns):
