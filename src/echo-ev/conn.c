@@ -70,15 +70,16 @@ const char *conn_peer(const struct conn *c, char *buf, size_t cap)
 
 /* ---- transport: the socket itself, or TLS over it (tls.c) ---- */
 
-static ssize_t t_read(struct conn *c, void *buf, size_t len)
+/* plain: c is known to have no TLS (the serve loop's plain copy). */
+static inline ssize_t t_read(struct conn *c, void *buf, size_t len, int plain)
 {
-    return c->tls ? tls_read(c, buf, len) : read(c->io.fd, buf, len);
+    return !plain && c->tls ? tls_read(c, buf, len) : read(c->io.fd, buf, len);
 }
 
 /* Writes a batch; a short count means the socket is full. */
-static ssize_t t_writev(struct conn *c, const struct iovec *iov, int n)
+static inline ssize_t t_writev(struct conn *c, const struct iovec *iov, int n, int plain)
 {
-    if (c->tls)
+    if (!plain && c->tls)
         return tls_writev(c, iov, n);
     /* One buffer (the common small echo) takes the plainer syscall. */
     return n == 1 ? write(c->io.fd, iov[0].iov_base, iov[0].iov_len) : writev(c->io.fd, iov, n);
@@ -194,7 +195,7 @@ void conn_destroy(struct server *srv, struct conn *c)
 /* Writes what is queued. Returns 0 with *st the driver's status then, or
  * -1 when the peer is gone. Inlined: it runs once per read on the echo
  * path. */
-static inline __attribute__((always_inline)) int flush_status(struct conn *c, eev_status *st)
+static inline __attribute__((always_inline)) int flush_status(struct conn *c, eev_status *st, int plain)
 {
     eev_driver *d = conn_driver(c);
     struct iovec iov[IOV_MAX_BATCH];
@@ -203,7 +204,7 @@ static inline __attribute__((always_inline)) int flush_status(struct conn *c, ee
         int n = eev_driver_out_iov(d, iov, IOV_MAX_BATCH);
         if (n == 0)
             break; /* nothing queued */
-        ssize_t w = t_writev(c, iov, n);
+        ssize_t w = t_writev(c, iov, n, plain);
         if (w < 0) {
             if (errno == EINTR)
                 continue;
@@ -226,7 +227,7 @@ static inline __attribute__((always_inline)) int flush_status(struct conn *c, ee
 static inline __attribute__((always_inline)) int flush(struct conn *c)
 {
     eev_status st;
-    return flush_status(c, &st);
+    return flush_status(c, &st, 0);
 }
 
 /* Half-closes and waits (in L_CLOSING) for the peer's EOF. */
@@ -376,12 +377,13 @@ static int feed_held(struct conn *c)
 
 /* Reads and feeds the driver. Returns 0, 1 when *last is the driver's
  * status as it is now, or -1 when c must be destroyed. */
-static inline __attribute__((always_inline)) int on_readable(struct server *srv, struct conn *c, eev_status *last)
+static inline __attribute__((always_inline)) int on_readable(struct server *srv, struct conn *c, eev_status *last,
+                                                           int plain)
 {
     eev_driver *d = conn_driver(c);
 
     for (int i = 0; i < READS_PER_EVENT; i++) {
-        ssize_t n = t_read(c, srv->rbuf, SERVER_RBUF_SIZE);
+        ssize_t n = t_read(c, srv->rbuf, SERVER_RBUF_SIZE, plain);
         if (n > 0) {
             if (c->flags & C_LINGER)
                 continue; /* draining: discard */
@@ -399,7 +401,7 @@ static inline __attribute__((always_inline)) int on_readable(struct server *srv,
             /* Echoes go out straight from the read buffer; what the socket
              * does not take is copied before the buffer is read into again. */
             eev_status st;
-            if (flush_status(c, &st) < 0)
+            if (flush_status(c, &st, plain) < 0)
                 return -1;
             if (st.out_len && eev_driver_out_settle(d) < 0) {
                 log_error("#%u out of memory queueing echoes", c->id);
@@ -440,9 +442,9 @@ static inline __attribute__((always_inline)) int on_readable(struct server *srv,
 
 /* Inlined into the round's loop (conn_serve_ready): the registers it
  * needs are saved once a round, not once a connection. */
-static inline __attribute__((always_inline)) void serve(struct server *srv, struct conn *c, int revents)
+static inline __attribute__((always_inline)) void serve(struct server *srv, struct conn *c, int revents, int plain)
 {
-    if (c->tls)
+    if (!plain && c->tls)
         revents = tls_revents(c->tls, revents);
     if ((revents & EV_WRITE) && (flush(c) < 0 || (c->held && feed_held(c) < 0))) {
         eev_driver_eof(conn_driver(c));
@@ -450,7 +452,7 @@ static inline __attribute__((always_inline)) void serve(struct server *srv, stru
         return;
     }
     eev_status st;
-    int r = revents & EV_READ ? on_readable(srv, c, &st) : 0;
+    int r = revents & EV_READ ? on_readable(srv, c, &st, plain) : 0;
     if (r < 0) {
         conn_destroy(srv, c);
         return;
@@ -465,14 +467,14 @@ static inline __attribute__((always_inline)) void serve(struct server *srv, stru
      * holds and queues nothing: proceed_with() would change nothing. (Over
      * TLS it may have to feed records OpenSSL holds.) */
     if (st.flags == EEV_WANT_READ && st.state == EEV_STATE_OPEN && (c->mem | c->queued) == 0 &&
-        c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) && !c->tls)
+        c->list == L_OPEN && !(c->flags & (C_PAUSED | C_LINGER | C_PEER_EOF)) && (plain || !c->tls))
         return;
     proceed_with(srv, c, st); /* no second look at the driver */
 }
 
 void conn_serve(struct server *srv, struct conn *c, int revents)
 {
-    serve(srv, c, revents);
+    serve(srv, c, revents, 0);
 }
 
 void conn_serve_ready(struct server *srv)
@@ -482,7 +484,10 @@ void conn_serve_ready(struct server *srv)
         struct conn *c = srv->ready[i].c;
         if (c) {
             c->marks &= (uint8_t)~M_READY;
-            serve(srv, c, srv->ready[i].revents);
+            if (c->tls)
+                serve(srv, c, srv->ready[i].revents, 0);
+            else /* a copy without the TLS checks */
+                serve(srv, c, srv->ready[i].revents, 1);
         }
     }
     srv->nready = 0;
