@@ -1067,6 +1067,8 @@ int eev_driver_fail(eev_driver *d, uint16_t code, const char *reason, size_t rea
     return rv;
 }
 
+/* eev_driver_status() of a connection with deflate state (a tail call,
+ * so that the common case needs no stack frame). */
 static __attribute__((noinline)) eev_status status_pmd(const eev_driver *d, eev_status st)
 {
     if (pmd_mem(d->pmd))
@@ -1153,8 +1155,6 @@ eev_state eev_driver_state(const eev_driver *d)
     return (eev_state)d->state;
 }
 
-/* eev_driver_status() of a connection with deflate state (a tail call,
- * so that the common case needs no stack frame). */
 eev_counts eev_driver_counts(const eev_driver *d)
 {
     return (eev_counts){d->msgs_in, d->bytes_in, d->bytes_out};
