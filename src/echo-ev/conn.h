@@ -36,7 +36,7 @@ enum {
 
 /*
  * Kept small: an idle open connection costs this struct plus the driver
- * embedded after it (one 216-byte pool slot), and nothing else.
+ * embedded after it (one 304-byte pool slot), and nothing else.
  */
 struct conn {
     ev_io io;                 /* io.data points at the server */

@@ -23,13 +23,13 @@
 
 struct conn;
 struct holder;
+struct tls_server;
 
 /* A connection to serve this round, with its watcher's events (ready.h). */
 struct ready_slot {
     struct conn *c; /* NULL: gone before its turn */
     int revents;
 };
-struct tls_server;
 
 /*
  * Connections waiting on the same kind of deadline, oldest first. Every
