@@ -59,7 +59,7 @@ int eev_driver_init(eev_driver *d, const eev_callbacks *cb, const eev_options *o
     d->ud = ud;
     d->state = EEV_STATE_CONNECTING;
     uint64_t max = d->opt->max_message_size;
-    d->fixed = (uint8_t)((d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input ? FX_ECHO_INPLACE : 0) |
+    d->fixed = (uint8_t)((d->opt->role == EEV_ROLE_SERVER && d->opt->borrow_input ? FX_BORROW : 0) |
                          (!max || max >= 0xFFFF ? FX_SHORT_ANY : 0));
     if (d->opt->role == EEV_ROLE_CLIENT) {
         if (!d->opt->host)
@@ -371,7 +371,7 @@ static int deliver(eev_driver *d, uint8_t *data, size_t len)
         return driver_fail(d, EEV_CLOSE_INVALID_DATA, "text message is not valid UTF-8");
     d->msg_op = 0;
     count_in(d, len);
-    if (data != d->msg && (d->xflags & X_HDR_INPLACE) && d->opt->borrow_input && d->opt->role == EEV_ROLE_SERVER)
+    if (data != d->msg && (d->xflags & X_HDR_INPLACE) && (d->fixed & FX_BORROW))
         d->xflags |= X_MSG_INPLACE; /* eev_driver_send_message may echo it in place */
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
@@ -595,7 +595,7 @@ static int echo_copy(eev_driver *d, uint8_t b0, uint8_t *data, size_t len)
     int client = d->opt->role == EEV_ROLE_CLIENT;
     int owned = d->msg && data == d->msg;
 
-    if (!owned && d->opt->borrow_input && !client && len >= BORROW_MIN) {
+    if (!owned && (d->fixed & FX_BORROW) && len >= BORROW_MIN) {
         size_t hl = frame_encode_header(hdr, b0, len, NULL);
         return outq_push_view(&d->oq, hdr, hl, data, len) < 0 ? EEV_ERR_NOMEM : 0;
     }
@@ -696,14 +696,14 @@ static ssize_t whole_frame(eev_driver *d, uint8_t *p, const uint8_t *end, eev_ec
     }
     d->xflags |= X_HDR_INPLACE;
     if (st) { /* eev_driver_recv_echo: the echo, without on_message */
-        if ((rv = echo_payload(d, b0, data, len, d->opt->borrow_input)) < 0)
+        if ((rv = echo_payload(d, b0, data, len, d->fixed & FX_BORROW)) < 0)
             return rv;
         count_echo(d, st, len);
         return (ssize_t)(hl + len);
     }
     eev_message_arg m = {(eev_opcode)(b0 & FRAME_OPCODE), data, len, 0, 0};
     count_in(d, len);
-    d->xflags |= d->opt->borrow_input ? X_MSG_INPLACE : 0;
+    d->xflags |= d->fixed & FX_BORROW ? X_MSG_INPLACE : 0;
     if (d->cb->on_message && d->cb->on_message(d, &m, d->ud) != 0)
         rv = EEV_ERR_CALLBACK;
     d->xflags &= (uint8_t)~X_MSG_INPLACE;
@@ -882,7 +882,7 @@ ssize_t eev_driver_recv_echo(eev_driver *d, uint8_t *in, size_t len, eev_echo_st
     uint8_t *p = in, *end = in + len;
 
     recv_start(d);
-    if ((d->fixed & FX_ECHO_INPLACE) && between_messages(d)) {
+    if ((d->fixed & FX_BORROW) && between_messages(d)) {
         ssize_t n = echo_run(d, in, end, st);
         if (n < 0 || (size_t)n == len)
             return n;

@@ -19,7 +19,7 @@ enum { IN_HEADER = 0, IN_PAYLOAD };
 
 /* d->fixed, from the options at init (hot-path checks without d->opt). */
 enum {
-    FX_ECHO_INPLACE = 1 << 0, /* server role with borrow_input: eev_driver_recv_echo() echoes in place */
+    FX_BORROW = 1 << 0,       /* server role with borrow_input: echoes may go out from the owner's input */
     FX_SHORT_ANY = 1 << 1,    /* max_message_size allows every 16-bit length */
 };
 
